@@ -1,0 +1,139 @@
+# Ferry: an XMPP transport (XEP-0114 component) to legacy IM networks through libpurple.
+#
+#   make            build build/ferry
+#   make check      install missing Debian packages, build, run every test (unit, fuzz replay, e2e)
+#   make asan       the same tests built with -fsanitize=address,undefined (in build/asan)
+#   make fuzz       every fuzz target for FUZZ_SECONDS each (default 60); fails on any finding
+#   make bench      benchmarks: they print figures, they never fail
+#   make demo       run Ferry for real against a private Prosody and ngircd on loopback
+#   make install    PREFIX=/usr/local DESTDIR= (binary, man page, example config)
+#   make clean
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+FUZZ_SECONDS ?= 60
+CLANG ?= clang
+PYTHON := /usr/bin/python3
+
+# Every dependency comes through pkg-config. The variables are recursive and memoised on first
+# use so that `make check` on a fresh machine can install the packages before they are asked.
+PKGS := expat libcrypto glib-2.0 purple sqlite3 libidn
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+
+WERROR := $(if $(CI),-Werror)
+SAN ?=
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+FERRY_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(WERROR) $(SAN) $(PKG_CFLAGS) \
+	-DFERRY_VERSION='"$(VERSION)"' -MMD -MP $(CFLAGS)
+FERRY_LDLIBS = $(SAN) $(PKG_LIBS) -lpthread
+
+LIB_SRC := $(wildcard lib/*.c)
+NATIVE_SRC := $(wildcard native/*.c)
+BRIDGE_SRC := $(wildcard bridge/*.c)
+TRANSPORT_SRC := $(filter-out transport/main.c,$(wildcard transport/*.c))
+CORE_SRC := $(LIB_SRC) $(NATIVE_SRC) $(BRIDGE_SRC) $(TRANSPORT_SRC)
+CORE_OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o)
+lib_objs = $(addprefix $(BUILD)/lib/,$(addsuffix .o,$(1)))
+
+# ---- unit tests: each binary lists the objects it needs, so one module's tests build alone ----
+UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox
+LIB_BASE := util log
+$(BUILD)/tests/test_util: $(call lib_objs,$(LIB_BASE))
+$(BUILD)/tests/test_log: $(call lib_objs,$(LIB_BASE))
+$(BUILD)/tests/test_xml: $(call lib_objs,$(LIB_BASE) xml)
+$(BUILD)/tests/test_xstream: $(call lib_objs,$(LIB_BASE) xml xstream)
+$(BUILD)/tests/test_jid: $(call lib_objs,$(LIB_BASE) jid)
+$(BUILD)/tests/test_config: $(call lib_objs,$(LIB_BASE) config)
+$(BUILD)/tests/test_mailbox: $(call lib_objs,$(LIB_BASE) mailbox)
+
+# ---- fuzz targets (clang, libFuzzer): each lists the sources it is built from ----
+FUZZ_TARGETS := fuzz_stream fuzz_jid fuzz_config
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined
+fuzz_stream_SRC := lib/util.c lib/log.c lib/xml.c lib/xstream.c
+fuzz_jid_SRC := lib/util.c lib/log.c lib/jid.c
+fuzz_config_SRC := lib/util.c lib/log.c lib/config.c
+
+.PHONY: all deps check check-build check-unit check-fuzz check-e2e asan fuzz bench demo install \
+	clean format
+
+all: $(BUILD)/ferry
+
+deps:
+	@scripts/deps
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(FERRY_CFLAGS) -c $< -o $@
+
+$(BUILD)/libferry.a: $(CORE_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/ferry: $(BUILD)/transport/main.o $(BUILD)/libferry.a
+	$(CC) -o $@ $^ $(FERRY_LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(FERRY_LDLIBS) -lcmocka
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $($*_SRC) $(PKG_LIBS) -lpthread
+
+# ---- make check: everything that fits in a few minutes ----
+check: deps
+	@rm -f $(BUILD)/results
+	$(MAKE) --no-print-directory check-build
+	-$(MAKE) --no-print-directory check-unit
+	-$(MAKE) --no-print-directory check-fuzz
+	-$(MAKE) --no-print-directory check-e2e
+	@tests/run summary $(BUILD)/results
+
+check-build: $(BUILD)/ferry $(UNIT_TESTS:%=$(BUILD)/tests/%) $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+# Unit tests run under valgrind (unless sanitized): a leak or a memory error fails the test.
+check-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
+	@tests/run unit $(BUILD)/results $(if $(SAN),,valgrind) $^
+
+check-fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@tests/run fuzz-replay $(BUILD)/results $^
+
+check-e2e: $(BUILD)/ferry
+	@tests/run e2e $(BUILD)/results $(BUILD)/ferry
+
+asan: deps
+	$(MAKE) --no-print-directory BUILD=build/asan SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' check
+
+fuzz: deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@tests/run fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/bench/bench_parse: bench/bench_parse.c $(call lib_objs,$(LIB_BASE) xml xstream)
+	@mkdir -p $(dir $@)
+	$(CC) $(FERRY_CFLAGS) -o $@ $^ $(FERRY_LDLIBS)
+
+bench: deps $(BUILD)/bench/bench_parse
+	$(BUILD)/bench/bench_parse
+
+demo: deps $(BUILD)/ferry
+	@scripts/demo $(BUILD)/ferry
+
+install: $(BUILD)/ferry
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/doc/ferry/examples
+	install -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
+	install -m 0644 ferry.8 $(DESTDIR)$(PREFIX)/share/man/man8/ferry.8
+	install -m 0644 conf/ferry.conf conf/prosody.cfg.lua conf/ejabberd.yml conf/ferry.service \
+		$(DESTDIR)$(PREFIX)/share/doc/ferry/examples/
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c bench/*.c)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
