@@ -22,6 +22,13 @@ struct ferry_config {
     char *component_host;   /* default 127.0.0.1 */
     int component_port;     /* default 5347 */
     char *component_secret; /* required */
+    /* Durations are written in seconds in the file (fractions allowed) and kept in ms. */
+    int component_keepalive_ms;  /* keepalive_interval: whitespace ping when idle; default 60 */
+    int component_ping_ms;       /* ping_interval: XEP-0199 ping after silence; default 120 */
+    int component_ping_timeout_ms; /* ping_timeout: no answer means a dead link; default 30 */
+    int component_reconnect_min_ms; /* reconnect_min: first backoff step; default 1 */
+    int component_reconnect_max_ms; /* reconnect_max: backoff cap; default 60 */
+    size_t component_max_stanza_bytes; /* max_stanza_size: in and out; default 524288 */
 
     /* [legacy] */
     char *legacy_protocol; /* required: libpurple protocol id, e.g. prpl-irc */
@@ -30,11 +37,17 @@ struct ferry_config {
     int legacy_port;       /* default 0: the protocol's default */
     struct config_option *legacy_options;
     size_t legacy_option_count;
+    double legacy_login_rate;      /* login_rate: logins per second, process-wide; default 5 */
+    int legacy_login_timeout_ms;   /* login_timeout: default 30 */
+    int legacy_reconnect_min_ms;   /* reconnect_min: default 5 */
+    int legacy_reconnect_max_ms;   /* reconnect_max: default 300 */
+    int legacy_request_timeout_ms; /* request_timeout: search and user info; default 30 */
 
     /* [registration] */
     int registration_enabled;  /* default true */
     char **allowed_domains;    /* empty: any domain */
     size_t allowed_domain_count;
+    int registration_timeout_ms; /* timeout: the credential check by legacy login; default 30 */
 
     /* [storage] */
     char *storage_path; /* default /var/lib/ferry */

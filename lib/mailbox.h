@@ -23,7 +23,8 @@ typedef struct mailbox mailbox_t;
 /* Frees a message that is still queued when the mailbox is freed. */
 typedef void (*mb_free_fn)(void *msg);
 
-/* New mailbox holding at most capacity messages (capacity >= 1). free_msg may be NULL. */
+/* New mailbox holding at most capacity messages (capacity >= 1). free_msg may be NULL.
+ * Returns NULL (logged, errno set) when no file descriptor is left for it. */
 mailbox_t *mb_new(size_t capacity, mb_free_fn free_msg);
 /* Frees the mailbox and every queued message. No thread may use it any more. */
 void mb_free(mailbox_t *mb);
