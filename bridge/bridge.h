@@ -1,0 +1,49 @@
+/* bridge/: everything that needs both sides. The only header transport/ includes from here.
+ *
+ * transport/ creates the bridge at start with a sink (how stanzas reach the XMPP server: the
+ * component's outbound queue), then hands it the stanzas that belong to it. Every entry point
+ * takes ownership of the stanza reference it is given, returns at once (work that waits runs
+ * on registration or session threads), and guarantees that every IQ get/set it was handed gets
+ * exactly one answer through the sink. */
+#ifndef FERRY_BRIDGE_BRIDGE_H
+#define FERRY_BRIDGE_BRIDGE_H
+
+#include "lib/config.h"
+#include "lib/xml.h"
+
+/* Where stanzas go. send takes ownership of the stanza in every case and may be called from
+ * any thread; it returns 0, or a negative value when the stanza was dropped. */
+struct bridge_sink {
+    int (*send)(void *ctx, xn_t *stanza);
+    void *ctx;
+};
+
+typedef struct bridge bridge_t;
+
+/* Opens the store under [storage] path (creating the key file on first start) and starts the
+ * native (libpurple) thread. cfg and sink are borrowed and must outlive the bridge. Returns
+ * NULL with *error set to a new message (caller frees) when anything is wrong. */
+bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink,
+                     char **error);
+/* Ends every session and registration thread, stops the native thread, closes the store. */
+void bridge_free(bridge_t *b);
+
+/* The component link came up (first time, or again after a loss): probe every registered
+ * owner's presence so those online get their sessions back without doing anything. */
+void bridge_link_up(bridge_t *b);
+/* Shutdown (SIGTERM): tell every online owner their contacts and the transport are going
+ * unavailable (through the sink), then log everybody out. Returns when the presences are
+ * queued. */
+void bridge_shutdown(bridge_t *b);
+
+/* jabber:iq:register get or set to the transport's domain. */
+void bridge_iq_register(bridge_t *b, xn_t *iq);
+/* jabber:iq:search get or set to the transport's domain. */
+void bridge_iq_search(bridge_t *b, xn_t *iq);
+/* A presence addressed to the transport's bare domain (an owner's availability, a
+ * subscription request to the transport, a probe). */
+void bridge_presence(bridge_t *b, xn_t *presence);
+/* Any stanza addressed to contact@domain (message, presence, iq). */
+void bridge_to_contact(bridge_t *b, xn_t *stanza);
+
+#endif

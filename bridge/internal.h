@@ -1,0 +1,52 @@
+/* What the modules of bridge/ share among themselves. Not for transport/. */
+#ifndef FERRY_BRIDGE_INTERNAL_H
+#define FERRY_BRIDGE_INTERNAL_H
+
+#include "bridge/bridge.h"
+#include "bridge/store.h"
+#include "lib/config.h"
+#include "lib/xml.h"
+
+struct sessions; /* bridge/sessions.c: the global table, owner bare JID -> session */
+
+struct bridge {
+    const struct ferry_config *cfg;
+    struct bridge_sink sink;
+    struct store *store;
+    struct sessions *sessions;
+};
+
+/* Sends a stanza through the sink (takes ownership); 0 or negative when dropped. */
+int bridge_send(bridge_t *b, xn_t *stanza);
+/* Answers stanza with a stanza error through the sink, unless it must not be answered
+ * (stanza_may_bounce). Does not take ownership. text may be NULL. */
+void bridge_bounce(bridge_t *b, const xn_t *stanza, const char *condition, const char *text);
+
+/* ---- bridge/register.c ---- */
+/* A presence from an owner to the transport's bare domain about the subscription between
+ * them (subscribe, subscribed, unsubscribe, unsubscribed). Returns 1 when it handled (and took
+ * ownership of) the stanza, 0 when it is not a subscription presence (caller keeps it). */
+int register_presence(bridge_t *b, xn_t *presence);
+/* jabber:iq:register get/set: see bridge_iq_register. */
+void register_iq(bridge_t *b, xn_t *iq);
+/* Waits for every registration thread to finish (bounded by the registration timeout). */
+void register_shutdown(bridge_t *b);
+
+/* ---- bridge/sessions.c: the session table and the session threads ---- */
+struct sessions *sessions_new(bridge_t *b);
+/* Ends every session (no presences sent) and frees the table. */
+void sessions_free(struct sessions *s);
+/* Availability, unavailability or probe from an owner to the transport (takes ownership). */
+void sessions_presence(struct sessions *s, xn_t *presence);
+/* Any stanza for contact@domain (takes ownership). */
+void sessions_to_contact(struct sessions *s, xn_t *stanza);
+/* The link came up: probe every registered owner. */
+void sessions_probe_all(struct sessions *s);
+/* SIGTERM: unavailable from every contact and the transport to every online owner, then
+ * legacy logout; returns when the presences are queued. */
+void sessions_shutdown(struct sessions *s);
+/* Ends owner's session if one runs (legacy logout, no presences): registration removal and
+ * credential changes. Returns when the session is gone. */
+void sessions_end_owner(struct sessions *s, const char *owner_bare);
+
+#endif
