@@ -40,7 +40,7 @@ CORE_OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o)
 lib_objs = $(addprefix $(BUILD)/lib/,$(addsuffix .o,$(1)))
 
 # ---- unit tests: each binary lists the objects it needs, so one module's tests build alone ----
-UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router
+UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native
 LIB_BASE := util log
 $(BUILD)/tests/test_util: $(call lib_objs,$(LIB_BASE))
 $(BUILD)/tests/test_log: $(call lib_objs,$(LIB_BASE))
@@ -49,8 +49,9 @@ $(BUILD)/tests/test_xstream: $(call lib_objs,$(LIB_BASE) xml xstream)
 $(BUILD)/tests/test_jid: $(call lib_objs,$(LIB_BASE) jid)
 $(BUILD)/tests/test_config: $(call lib_objs,$(LIB_BASE) config)
 $(BUILD)/tests/test_mailbox: $(call lib_objs,$(LIB_BASE) mailbox)
-TRANSPORT_TEST_OBJS := $(addprefix $(BUILD)/transport/,component.o router.o service.o stanza.o) \
-	$(call lib_objs,$(LIB_BASE) xml xstream jid mailbox)
+$(BUILD)/tests/test_native: $(NATIVE_SRC:%.c=$(BUILD)/%.o) $(call lib_objs,$(LIB_BASE) mailbox)
+TRANSPORT_TEST_OBJS := $(addprefix $(BUILD)/transport/,component.o router.o service.o) \
+	$(call lib_objs,$(LIB_BASE) xml xstream jid mailbox stanza)
 $(BUILD)/tests/test_component: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_router: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_crypto: $(call lib_objs,$(LIB_BASE) crypto)

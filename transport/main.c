@@ -1,0 +1,232 @@
+/* ferry: the process. Reads the configuration, sets up logging and signals, and runs the
+ * component thread: one poll loop over the link to the XMPP server, the outbound queue and a
+ * signalfd. SIGTERM/SIGINT close the stream and exit 0; SIGHUP reopens the log file; a
+ * secret the server refuses at first start exits 1. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "transport/component.h"
+#include "transport/router.h"
+#include "transport/service.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "unknown"
+#endif
+
+#define TAG "main"
+#define EXIT_USAGE 2
+#define SHUTDOWN_LINGER_MS 3000 /* how long a stop waits for the server to take our goodbye */
+
+struct options {
+    const char *config;
+    int check;
+};
+
+/* The component thread's objects, shared as the callbacks' context. */
+struct app {
+    component_t *component;
+    router_t *router;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ferry -c FILE          run in the foreground\n"
+                 "       ferry --check -c FILE  check the configuration and exit\n"
+                 "       ferry --version\n"
+                 "       ferry --help\n");
+}
+
+/* 0 to run; otherwise the exit status (after --help or --version, or a usage error) + 1. */
+static int parse_args(int argc, char **argv, struct options *opt)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            opt->config = optarg;
+            break;
+        case 'k':
+            opt->check = 1;
+            break;
+        case 'V':
+            printf("ferry %s\n", FERRY_VERSION);
+            return EXIT_SUCCESS + 1;
+        case 'h':
+            usage(stdout);
+            return EXIT_SUCCESS + 1;
+        default:
+            fprintf(stderr, "ferry: %s '%s'\n",
+                    ch == ':' ? "missing argument for" : "unknown option", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE + 1;
+        }
+    }
+    if (optind != argc || opt->config == NULL) {
+        if (optind != argc)
+            fprintf(stderr, "ferry: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "ferry: -c FILE is required\n");
+        usage(stderr);
+        return EXIT_USAGE + 1;
+    }
+    return 0;
+}
+
+/* Loads the configuration and prints every problem on stderr. 0 when it is valid. */
+static int load_config(const char *path, struct ferry_config *cfg)
+{
+    struct config_errors errors = {0};
+    int rc = config_load(path, cfg, &errors);
+    for (size_t i = 0; i < errors.count; i++)
+        fprintf(stderr, "ferry: %s\n", errors.messages[i]);
+    config_errors_free(&errors);
+    return rc;
+}
+
+static int setup_log(const struct ferry_config *cfg)
+{
+    log_add_secret(cfg->component_secret);
+    log_set_level(cfg->log_level);
+    if (log_open("ferry", cfg->log_file, cfg->log_syslog) != 0) {
+        log_error(TAG, "cannot open the log file %s", cfg->log_file);
+        return -1;
+    }
+    return 0;
+}
+
+/* A descriptor that reports SIGTERM, SIGINT and SIGHUP (blocked for normal delivery, which
+ * threads started later inherit). SIGPIPE is ignored: a closed socket is an error code. */
+static int signal_fd(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+        return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* 1 when the process should stop. */
+static int handle_signals(int fd)
+{
+    struct signalfd_siginfo si;
+    int stop = 0;
+
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (log_reopen() != 0)
+                log_warn(TAG, "SIGHUP: cannot reopen the log file");
+            else
+                log_info(TAG, "SIGHUP: log reopened");
+        } else {
+            log_info(TAG, "%s: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            stop = 1;
+        }
+    }
+    return stop;
+}
+
+static int sink_send(void *ctx, xn_t *stanza)
+{
+    struct app *app = ctx;
+    return component_send(app->component, stanza);
+}
+
+static void on_stanza(void *ctx, xn_t *stanza)
+{
+    struct app *app = ctx;
+    router_route(app->router, stanza);
+}
+
+/* The component thread's loop. Returns the exit status. */
+static int loop(struct app *app, int sig_fd)
+{
+    for (;;) {
+        struct pollfd fds[3];
+        size_t n = component_pollfds(app->component, fds);
+        fds[n] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+        if (poll(fds, n + 1, component_timeout(app->component)) < 0 && errno != EINTR) {
+            log_error(TAG, "poll");
+            return EXIT_FAILURE;
+        }
+        if ((fds[n].revents & POLLIN) && handle_signals(sig_fd)) {
+            component_shutdown(app->component, SHUTDOWN_LINGER_MS);
+            return EXIT_SUCCESS;
+        }
+        if (component_dispatch(app->component, fds, n) == COMPONENT_EFATAL)
+            return EXIT_FAILURE;
+    }
+}
+
+static int run(const struct ferry_config *cfg)
+{
+    struct app app = {0};
+    struct router_sink sink = {sink_send, &app};
+    struct component_events events = {.stanza = on_stanza, .ctx = &app};
+    int rc = EXIT_FAILURE;
+    int sig_fd = signal_fd();
+    service_t *service = service_new(cfg, NULL);
+
+    if (sig_fd < 0) {
+        log_error(TAG, "cannot set up signal handling");
+        goto done;
+    }
+    app.component = component_new(cfg, &events, NULL);
+    app.router = router_new(cfg->component_jid, service, &sink, NULL);
+    if (app.component == NULL || app.router == NULL)
+        goto done;
+    log_info(TAG, "ferry %s starting: %s (%s) via %s:%d", FERRY_VERSION, cfg->component_jid,
+             cfg->legacy_protocol, cfg->component_host, cfg->component_port);
+    rc = loop(&app, sig_fd);
+done:
+    component_free(app.component);
+    router_free(app.router);
+    service_free(service);
+    if (sig_fd >= 0)
+        close(sig_fd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = {0};
+    struct ferry_config cfg;
+    int rc = parse_args(argc, argv, &opt);
+
+    if (rc != 0)
+        return rc - 1;
+    if (load_config(opt.config, &cfg) != 0) {
+        fprintf(stderr, "ferry: %s: the configuration is not valid\n", opt.config);
+        return EXIT_FAILURE;
+    }
+    if (opt.check) {
+        printf("ferry: %s: the configuration is valid\n", opt.config);
+        config_free(&cfg);
+        return EXIT_SUCCESS;
+    }
+    rc = setup_log(&cfg) == 0 ? run(&cfg) : EXIT_FAILURE;
+    log_close();
+    config_free(&cfg);
+    return rc;
+}
