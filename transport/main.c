@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "bridge/bridge.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "transport/component.h"
@@ -35,6 +36,7 @@ struct options {
 struct app {
     component_t *component;
     router_t *router;
+    bridge_t *bridge;
 };
 
 static void usage(FILE *out)
@@ -159,6 +161,27 @@ static void on_stanza(void *ctx, xn_t *stanza)
     router_route(app->router, stanza);
 }
 
+/* The router's hooks and the link's events, handed to the bridge. */
+static void on_presence(void *ctx, xn_t *stanza)
+{
+    bridge_presence(((struct app *)ctx)->bridge, stanza);
+}
+
+static void on_to_contact(void *ctx, xn_t *stanza)
+{
+    bridge_to_contact(((struct app *)ctx)->bridge, stanza);
+}
+
+static void on_register(void *ctx, xn_t *stanza)
+{
+    bridge_iq_register(((struct app *)ctx)->bridge, stanza);
+}
+
+static void on_link_up(void *ctx)
+{
+    bridge_link_up(((struct app *)ctx)->bridge);
+}
+
 /* The component thread's loop. Returns the exit status. */
 static int loop(struct app *app, int sig_fd)
 {
@@ -171,6 +194,8 @@ static int loop(struct app *app, int sig_fd)
             return EXIT_FAILURE;
         }
         if ((fds[n].revents & POLLIN) && handle_signals(sig_fd)) {
+            /* The owners' goodbye presences are queued before the stream closes. */
+            bridge_shutdown(app->bridge);
             component_shutdown(app->component, SHUTDOWN_LINGER_MS);
             return EXIT_SUCCESS;
         }
@@ -183,7 +208,11 @@ static int run(const struct ferry_config *cfg)
 {
     struct app app = {0};
     struct router_sink sink = {sink_send, &app};
-    struct component_events events = {.stanza = on_stanza, .ctx = &app};
+    struct bridge_sink bridge_sink = {sink_send, &app};
+    struct router_hooks hooks = {.to_contact = on_to_contact, .presence = on_presence,
+                                 .register_iq = on_register, .ctx = &app};
+    struct component_events events = {.stanza = on_stanza, .link_up = on_link_up, .ctx = &app};
+    char *error = NULL;
     int rc = EXIT_FAILURE;
     int sig_fd = signal_fd();
     service_t *service = service_new(cfg, NULL);
@@ -193,13 +222,26 @@ static int run(const struct ferry_config *cfg)
         goto done;
     }
     app.component = component_new(cfg, &events, NULL);
-    app.router = router_new(cfg->component_jid, service, &sink, NULL);
-    if (app.component == NULL || app.router == NULL)
+    if (app.component == NULL)
+        goto done;
+    /* After the component: the bridge's sink queues on it. Before the router and the first
+     * tick: nothing reaches the bridge until it exists. */
+    app.bridge = bridge_new(cfg, &bridge_sink, &error);
+    if (app.bridge == NULL) {
+        log_errorx(TAG, "%s", error);
+        goto done;
+    }
+    app.router = router_new(cfg->component_jid, service, &sink, &hooks);
+    if (app.router == NULL)
         goto done;
     log_info(TAG, "ferry %s starting: %s (%s) via %s:%d", FERRY_VERSION, cfg->component_jid,
              cfg->legacy_protocol, cfg->component_host, cfg->component_port);
     rc = loop(&app, sig_fd);
 done:
+    /* Registration threads may still answer through the component (dropped once it is shut
+     * down), so the bridge goes first. */
+    bridge_free(app.bridge);
+    free(error);
     component_free(app.component);
     router_free(app.router);
     service_free(service);

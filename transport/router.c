@@ -18,9 +18,23 @@ struct router {
     struct router_hooks hooks;
 };
 
-/* The transport's own answers. Registration and search (a later issue) add their rows here;
- * each row's namespace is advertised in disco#info, so a row is the whole of "supporting" a
- * namespace. */
+#define NS_REGISTER "jabber:iq:register"
+
+/* Registration waits for a legacy login: the bridge answers later, from its own thread. */
+static void route_register(const struct router_call *call, struct router_reply *reply)
+{
+    const struct router_hooks *hooks = &call->router->hooks;
+    if (hooks->register_iq == NULL) {
+        reply->condition = "service-unavailable";
+        return;
+    }
+    hooks->register_iq(hooks->ctx, xn_ref(call->stanza));
+    reply->deferred = 1;
+}
+
+/* The transport's own answers and the bridge's entry points. Search (a later issue) adds its
+ * rows here; each row's namespace is advertised in disco#info, so a row is the whole of
+ * "supporting" a namespace. */
 static const struct router_route routes[] = {
     {STANZA_IQ, "get", SERVICE_NS_DISCO_INFO, "query", service_disco_info, NULL},
     {STANZA_IQ, "get", SERVICE_NS_DISCO_ITEMS, "query", service_disco_items, NULL},
@@ -28,6 +42,8 @@ static const struct router_route routes[] = {
     {STANZA_IQ, "get", SERVICE_NS_AGENT, "query", service_agent, NULL},
     {STANZA_IQ, "get", SERVICE_NS_GATEWAY, "query", service_gateway_get, NULL},
     {STANZA_IQ, "set", SERVICE_NS_GATEWAY, "query", service_gateway_set, NULL},
+    {STANZA_IQ, "get", NS_REGISTER, "query", route_register, NULL},
+    {STANZA_IQ, "set", NS_REGISTER, "query", route_register, NULL},
     {STANZA_IQ, "get", SERVICE_NS_VERSION, "query", service_version, NULL},
     {STANZA_IQ, "get", SERVICE_NS_TIME, "time", service_time, NULL},
     {STANZA_IQ, "get", SERVICE_NS_TIME_LEGACY, "query", service_time_legacy, NULL},

@@ -42,6 +42,9 @@ struct router_hooks {
     /* An IQ result or error to the domain: the answer to a request Ferry sent. NULL: dropped. */
     void (*iq_response)(void *ctx, xn_t *stanza);
     void *ctx;
+    /* jabber:iq:register get/set to the bare domain (the table's rows for it defer to this,
+     * which must answer). NULL: service-unavailable. */
+    void (*register_iq)(void *ctx, xn_t *stanza);
 };
 
 /* What a handler is called with. The stanza belongs to the router for the call; a deferred

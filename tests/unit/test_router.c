@@ -92,6 +92,11 @@ static void hook_response(void *ctx, xn_t *stanza)
     keep_hooked(ctx, "response", stanza);
 }
 
+static void hook_register(void *ctx, xn_t *stanza)
+{
+    keep_hooked(ctx, "register", stanza);
+}
+
 static void keep_stanza(void *ctx, xn_t *stanza)
 {
     xn_t **out = ctx;
@@ -138,7 +143,8 @@ static void expect_nothing(struct fx *f)
 
 static int setup_with(void **state, int with_hooks)
 {
-    static const struct router_hooks hooks = {hook_contact, hook_presence, hook_response, NULL};
+    static const struct router_hooks hooks = {hook_contact, hook_presence, hook_response, NULL,
+                                              hook_register};
     struct fx *f = calloc(1, sizeof(*f));
     f->cfg.component_jid = DOMAIN;
     f->cfg.legacy_protocol = "prpl-irc";
@@ -195,6 +201,7 @@ static void test_disco_info(void **state)
                    "<feature var='jabber:iq:agents'/>"
                    "<feature var='jabber:iq:agent'/>"
                    "<feature var='jabber:iq:gateway'/>"
+                   "<feature var='jabber:iq:register'/>"
                    "<feature var='jabber:iq:version'/>"
                    "<feature var='urn:xmpp:time'/>"
                    "<feature var='jabber:iq:time'/>"
@@ -520,6 +527,32 @@ static void test_hooks(void **state)
     assert_string_equal(xn_attr(f->hooked[3], "id"), "x2");
 }
 
+/* Registration is deferred to the hook, which answers later: the router sends nothing. */
+static void test_register_deferred_to_hook(void **state)
+{
+    struct fx *f = *state;
+    route(f, "<iq type='get' id='r1' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:register'/></iq>");
+    route(f, "<iq type='set' id='r2' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:register'><remove/></query></iq>");
+    expect_nothing(f);
+    assert_int_equal(f->nhooked, 2);
+    assert_string_equal(f->hook_names[0], "register");
+    assert_string_equal(xn_attr(f->hooked[0], "id"), "r1");
+    assert_string_equal(f->hook_names[1], "register");
+    assert_string_equal(xn_attr(f->hooked[1], "id"), "r2");
+}
+
+static void test_register_without_hook(void **state)
+{
+    struct fx *f = *state;
+    route(f, "<iq type='set' id='r3' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:register'><username>a</username></query></iq>");
+    expect_sent(f, "<iq type='error' id='r3' from='" DOMAIN "' to='" USER "'>"
+                   "<error type='cancel'><service-unavailable xmlns=" NS_STANZAS_Q "/>"
+                   "</error></iq>");
+}
+
 static void test_stanza_helpers(void **state)
 {
     (void)state;
@@ -565,6 +598,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_contacts_without_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_to_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hooks, setup_hooks, teardown),
+        cmocka_unit_test_setup_teardown(test_register_deferred_to_hook, setup_hooks, teardown),
+        cmocka_unit_test_setup_teardown(test_register_without_hook, setup, teardown),
         cmocka_unit_test(test_stanza_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
