@@ -40,7 +40,7 @@ CORE_OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o)
 lib_objs = $(addprefix $(BUILD)/lib/,$(addsuffix .o,$(1)))
 
 # ---- unit tests: each binary lists the objects it needs, so one module's tests build alone ----
-UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native
+UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native test_text test_session
 LIB_BASE := util log
 $(BUILD)/tests/test_util: $(call lib_objs,$(LIB_BASE))
 $(BUILD)/tests/test_log: $(call lib_objs,$(LIB_BASE))
@@ -56,6 +56,9 @@ $(BUILD)/tests/test_component: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_router: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_crypto: $(call lib_objs,$(LIB_BASE) crypto)
 $(BUILD)/tests/test_store: $(BUILD)/bridge/store.o $(call lib_objs,$(LIB_BASE) crypto)
+$(BUILD)/tests/test_text: $(BUILD)/bridge/text.o $(call lib_objs,$(LIB_BASE))
+$(BUILD)/tests/test_session: $(addprefix $(BUILD)/bridge/,session.o sessions.o contacts.o text.o store.o) \
+	$(BUILD)/native/commands.o $(call lib_objs,$(LIB_BASE) xml jid mailbox stanza crypto)
 
 # ---- fuzz targets (clang, libFuzzer): each lists the sources it is built from ----
 FUZZ_TARGETS := fuzz_stream fuzz_jid fuzz_config

@@ -1,0 +1,575 @@
+/* Unit tests for bridge/sessions, bridge/session and bridge/contacts: the session table and the
+ * session threads driven without libpurple or a server. The native thread is played by this
+ * file (np_send records the commands, LOGOUT is answered with LOGGED_OUT as native does), the
+ * sink records every stanza sent, and the store is a real one in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bridge/internal.h"
+#include "bridge/session.h"
+#include "lib/log.h"
+#include "lib/stanza.h"
+#include "lib/util.h"
+#include "native/native.h"
+
+#define OWNER "alice@localhost"
+#define FULL "alice@localhost/desk"
+#define DOMAIN "irc.localhost"
+#define WAIT_MS 5000 /* generous: valgrind is slow */
+
+/* ---- what the session sends: native commands and stanzas, recorded ---- */
+
+static pthread_mutex_t rec_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rec_cond = PTHREAD_COND_INITIALIZER;
+static struct np_cmd *cmds[256];
+static size_t ncmds;
+static char *outs[256];
+static size_t nouts;
+static mailbox_t *owner_mailbox; /* from the last LOGIN */
+static int native_stopped;
+
+int np_send(struct np_cmd *cmd)
+{
+    pthread_mutex_lock(&rec_lock);
+    if (native_stopped) {
+        pthread_mutex_unlock(&rec_lock);
+        np_cmd_free(cmd);
+        return NP_ESTOPPED;
+    }
+    if (cmd->type == NP_CMD_LOGIN)
+        owner_mailbox = cmd->u.login.mailbox;
+    if (cmd->type == NP_CMD_LOGOUT && owner_mailbox) {
+        struct np_event *ev = np_event_logged_out(cmd->owner);
+        if (mb_send(owner_mailbox, ev) != MB_OK)
+            np_event_free(ev);
+        owner_mailbox = NULL;
+    }
+    if (ncmds == FERRY_ARRAY_LEN(cmds))
+        abort(); /* not a cmocka assert: this runs on a session thread */
+    cmds[ncmds++] = cmd;
+    pthread_cond_broadcast(&rec_cond);
+    pthread_mutex_unlock(&rec_lock);
+    return NP_OK;
+}
+
+const char *np_protocol_name(void)
+{
+    return "IRC";
+}
+
+int bridge_send(bridge_t *b, xn_t *stanza)
+{
+    char *s = xn_serialize(stanza, XN_NS_COMPONENT, 0, NULL);
+    xn_unref(stanza);
+    pthread_mutex_lock(&rec_lock);
+    if (nouts == FERRY_ARRAY_LEN(outs))
+        abort();
+    outs[nouts++] = s;
+    pthread_cond_broadcast(&rec_cond);
+    pthread_mutex_unlock(&rec_lock);
+    return 0;
+}
+
+void bridge_bounce(bridge_t *b, const xn_t *stanza, const char *condition, const char *text)
+{
+    if (stanza_may_bounce(stanza))
+        bridge_send(b, stanza_error(stanza, condition, text));
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Removes and returns the first recorded command of type, waiting up to ms; NULL if none. */
+static struct np_cmd *take_cmd(enum np_cmd_type type, int ms)
+{
+    struct timespec ts;
+    struct np_cmd *found = NULL;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&rec_lock);
+    for (;;) {
+        for (size_t i = 0; i < ncmds && !found; i++) {
+            if (cmds[i]->type == type) {
+                found = cmds[i];
+                memmove(cmds + i, cmds + i + 1, (ncmds - i - 1) * sizeof(*cmds));
+                ncmds--;
+            }
+        }
+        if (found || pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&rec_lock);
+    return found;
+}
+
+/* Removes and returns the first recorded stanza holding needle, waiting up to ms. */
+static char *take_out(const char *needle, int ms)
+{
+    struct timespec ts;
+    char *found = NULL;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&rec_lock);
+    for (;;) {
+        for (size_t i = 0; i < nouts && !found; i++) {
+            if (strstr(outs[i], needle)) {
+                found = outs[i];
+                memmove(outs + i, outs + i + 1, (nouts - i - 1) * sizeof(*outs));
+                nouts--;
+            }
+        }
+        if (found || pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&rec_lock);
+    return found;
+}
+
+static void expect_out(const char *exact)
+{
+    char *got = take_out(exact, WAIT_MS);
+    if (!got || strcmp(got, exact) != 0)
+        fail_msg("expected %s, got %s", exact, got ? got : "nothing");
+    free(got);
+}
+
+static void expect_cmd_im(const char *to, const char *text)
+{
+    struct np_cmd *cmd = take_cmd(NP_CMD_SEND_IM, WAIT_MS);
+    assert_non_null(cmd);
+    assert_string_equal(cmd->u.im.to, to);
+    assert_string_equal(cmd->u.im.text, text);
+    np_cmd_free(cmd);
+}
+
+static void clear_records(void)
+{
+    pthread_mutex_lock(&rec_lock);
+    for (size_t i = 0; i < ncmds; i++)
+        np_cmd_free(cmds[i]);
+    for (size_t i = 0; i < nouts; i++)
+        free(outs[i]);
+    ncmds = nouts = 0;
+    owner_mailbox = NULL;
+    native_stopped = 0;
+    pthread_mutex_unlock(&rec_lock);
+}
+
+/* Posts an event to the session as native would. */
+static void post_event(struct np_event *ev)
+{
+    pthread_mutex_lock(&rec_lock);
+    mailbox_t *mb = owner_mailbox;
+    pthread_mutex_unlock(&rec_lock);
+    assert_non_null(mb);
+    assert_int_equal(mb_send(mb, ev), MB_OK);
+}
+
+/* Returns once the session handled everything posted before (its mail is handled in order). */
+static void sync_session(void)
+{
+    post_event(np_event_im_received(OWNER, "sync", "sync", 0, 0));
+    char *m = take_out("from='sync@", WAIT_MS);
+    assert_non_null(m);
+    free(m);
+}
+
+/* ---- stanzas in ---- */
+
+static xn_t *presence(const char *from, const char *to, const char *type)
+{
+    xn_t *p = xn_new(XN_NS_COMPONENT, "presence");
+    xn_set_attr(p, "from", from);
+    xn_set_attr(p, "to", to);
+    xn_set_attr(p, "type", type);
+    return p;
+}
+
+static xn_t *message(const char *to, const char *id, const char *body)
+{
+    xn_t *m = xn_new(XN_NS_COMPONENT, "message");
+    xn_set_attr(m, "from", FULL);
+    xn_set_attr(m, "to", to);
+    xn_set_attr(m, "type", "chat");
+    xn_set_attr(m, "id", id);
+    xn_add_child_text(m, NULL, "body", body);
+    return m;
+}
+
+/* ---- fixture: a store with alice registered, a bridge, a session table ---- */
+
+struct fixture {
+    char dir[64];
+    struct ferry_config cfg;
+    struct bridge b;
+};
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = xasprintf("%s/%s", path, e->d_name);
+        if (unlink(p) != 0)
+            remove_tree(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    unsigned char key[CRYPTO_KEY_LEN] = {1, 2, 3};
+    char *err = NULL;
+    strcpy(f->dir, "/tmp/ferry-test-session-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->cfg.component_jid = DOMAIN;
+    f->cfg.legacy_name = "IRC";
+    f->cfg.legacy_login_timeout_ms = 400;
+    f->cfg.legacy_reconnect_min_ms = 100;
+    f->cfg.legacy_reconnect_max_ms = 200;
+    f->b.cfg = &f->cfg;
+    f->b.store = store_open(f->dir, key, &err);
+    assert_non_null(f->b.store);
+    assert_int_equal(store_registration_put(f->b.store, OWNER, "alice", "", NULL), STORE_OK);
+    f->b.sessions = sessions_new(&f->b);
+    clear_records();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sessions_free(f->b.sessions);
+    store_close(f->b.store);
+    remove_tree(f->dir);
+    clear_records();
+    free(f);
+    return 0;
+}
+
+/* alice comes online and the legacy login succeeds. */
+static void sign_on(struct fixture *f)
+{
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    struct np_cmd *login = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(login);
+    assert_string_equal(login->owner, OWNER);
+    assert_string_equal(login->u.login.username, "alice");
+    np_cmd_free(login);
+    post_event(np_event_signed_on(OWNER, "alice"));
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "'><status>Connected to IRC as alice"
+               "</status></presence>");
+}
+
+/* ---- tests ---- */
+
+static void test_probe_before_sign_on_waits_for_the_real_state(void **state)
+{
+    struct fixture *f = *state;
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    struct np_cmd *login = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(login);
+    np_cmd_free(login);
+    sessions_to_contact(f->b.sessions, presence(FULL, "bob@" DOMAIN, "probe"));
+    assert_null(take_out("bob@", 300)); /* kept in the early-presence buffer */
+    post_event(np_event_signed_on(OWNER, "alice"));
+    expect_out("<presence from='bob@" DOMAIN "' to='" FULL "' type='unavailable'/>");
+    struct np_cmd *status = take_cmd(NP_CMD_SET_STATUS, WAIT_MS);
+    assert_non_null(status);
+    assert_int_equal(status->u.status.state, NP_STATE_AVAILABLE);
+    np_cmd_free(status);
+    /* Legacy presence with status text and idle time. */
+    post_event(np_event_presence(OWNER, "Bob", "Bobby", NP_STATE_AWAY, "brb \x02soon", 0));
+    expect_out("<presence from='bob@" DOMAIN "' to='" OWNER "'><show>away</show>"
+               "<status>brb soon</status></presence>");
+    post_event(np_event_presence(OWNER, "Bob", NULL, NP_STATE_DND, NULL, 120));
+    char *idle = take_out("<idle xmlns='urn:xmpp:idle:1' since='", WAIT_MS);
+    assert_non_null(idle);
+    assert_non_null(strstr(idle, "<show>dnd</show>"));
+    free(idle);
+    /* A probe now is answered at once, to the prober. */
+    sessions_to_contact(f->b.sessions, presence(FULL, "bob@" DOMAIN, "probe"));
+    idle = take_out("to='" FULL "'", WAIT_MS);
+    assert_non_null(idle);
+    assert_non_null(strstr(idle, "<show>dnd</show>"));
+    free(idle);
+}
+
+static void test_message_before_sign_on_is_sent_after_it(void **state)
+{
+    struct fixture *f = *state;
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    sessions_to_contact(f->b.sessions, message("zed\\5b1\\5d@" DOMAIN, "m1", "a < b & c"));
+    sessions_to_contact(f->b.sessions, message("[q]@" DOMAIN, "m2", "second"));
+    struct np_cmd *login = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(login);
+    np_cmd_free(login);
+    assert_null(take_cmd(NP_CMD_SEND_IM, 200));
+    post_event(np_event_signed_on(OWNER, "alice"));
+    expect_cmd_im("zed\\5b1\\5d", "a < b & c");
+    expect_cmd_im("[q]", "second");
+}
+
+static void test_message_from_legacy_keeps_the_spelling_for_replies(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    post_event(np_event_im_received(OWNER, "Zed[X]", "hi \x03" "4,5there\x1b!", 0, 0));
+    char *m = take_out("from='zed[x]@" DOMAIN "'", WAIT_MS);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "<body>hi there!</body>"));
+    assert_non_null(strstr(m, "type='chat'"));
+    free(m);
+    sessions_to_contact(f->b.sessions, message("zed[x]@" DOMAIN, "r1", "reply"));
+    expect_cmd_im("Zed[X]", "reply");
+    /* A name no JID node can hold is refused. */
+    post_event(np_event_im_received(OWNER, "bad\xef\xbc\xbc" "20name", "x", 0, 0));
+    sync_session();
+    assert_null(take_out("<body>x</body>", 100));
+}
+
+static void test_delivery_error_bounces_the_message(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    sessions_to_contact(f->b.sessions, message("nobody@" DOMAIN, "m7", "are you <there>?"));
+    expect_cmd_im("nobody", "are you <there>?");
+    post_event(np_event_im_send_failed(OWNER, "nobody", "User is not logged in"));
+    expect_out("<message type='error' id='m7' from='nobody@" DOMAIN "' to='" FULL "'>"
+               "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+               "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>User is not logged in</text>"
+               "</error><body>are you &lt;there&gt;?</body></message>");
+}
+
+static void test_login_timeout_bounces_then_retries(void **state)
+{
+    struct fixture *f = *state;
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    sessions_to_contact(f->b.sessions, message("bob@" DOMAIN, "w1", "waiting"));
+    struct np_cmd *login = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(login);
+    np_cmd_free(login);
+    /* No sign-on within legacy_login_timeout_ms (400 ms). */
+    char *err = take_out("type='error' id='w1'", WAIT_MS);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "<recipient-unavailable"));
+    assert_non_null(strstr(err, "<body>waiting</body>"));
+    free(err);
+    char *p = take_out("<presence from='" DOMAIN "' to='" OWNER "' type='unavailable'>", WAIT_MS);
+    assert_non_null(p);
+    assert_non_null(strstr(p, "Not connected to IRC: no answer within"));
+    free(p);
+    /* Backoff from reconnect_min (100 ms, +-20 %): a new login comes. */
+    login = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(login);
+    np_cmd_free(login);
+    post_event(np_event_signed_on(OWNER, "alice1"));
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "'><status>Connected to IRC as alice1"
+               "</status></presence>");
+    char *note = take_out("The name alice is taken on IRC: you are connected as alice1.",
+                          WAIT_MS);
+    assert_non_null(note);
+    free(note);
+}
+
+static void test_fatal_error_is_not_retried(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    post_event(np_event_connection_error(OWNER, "Access denied: Bad password?", 2, 1));
+    char *note = take_out("refused your login: Access denied: Bad password?", WAIT_MS);
+    assert_non_null(note);
+    assert_non_null(strstr(note, "register again"));
+    free(note);
+    char *p = take_out("type='unavailable'><status>IRC refused the login", WAIT_MS);
+    assert_non_null(p);
+    free(p);
+    assert_null(take_cmd(NP_CMD_LOGIN, 600));
+    sessions_to_contact(f->b.sessions, message("bob@" DOMAIN, "f1", "hello"));
+    char *err = take_out("id='f1'", WAIT_MS);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "<not-authorized"));
+    free(err);
+}
+
+static void test_resources_and_priorities(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    struct np_cmd *c = take_cmd(NP_CMD_SET_STATUS, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    xn_t *p = presence("alice@localhost/phone", DOMAIN, NULL);
+    xn_add_child_text(p, NULL, "show", "xa");
+    xn_add_child_text(p, NULL, "status", "far away");
+    xn_add_child_text(p, NULL, "priority", "5");
+    sessions_presence(f->b.sessions, p);
+    c = take_cmd(NP_CMD_SET_STATUS, WAIT_MS);
+    assert_non_null(c);
+    assert_int_equal(c->u.status.state, NP_STATE_XA);
+    assert_string_equal(c->u.status.message, "far away");
+    np_cmd_free(c);
+    p = presence(FULL, DOMAIN, NULL);
+    xn_add_child_text(p, NULL, "show", "dnd");
+    xn_add_child_text(p, NULL, "priority", "-1");
+    sessions_presence(f->b.sessions, p);
+    assert_null(take_cmd(NP_CMD_SET_STATUS, 300)); /* the phone still has the higher priority */
+    sessions_presence(f->b.sessions, presence("alice@localhost/phone", DOMAIN, "unavailable"));
+    c = take_cmd(NP_CMD_SET_STATUS, WAIT_MS);
+    assert_non_null(c);
+    assert_int_equal(c->u.status.state, NP_STATE_DND);
+    assert_null(c->u.status.message);
+    np_cmd_free(c);
+    /* The last resource leaves: logout, and the transport goes unavailable. */
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, "unavailable"));
+    c = take_cmd(NP_CMD_LOGOUT, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='unavailable'/>");
+    sessions_end_owner(f->b.sessions, OWNER); /* returns once the session is gone */
+    /* A new presence starts a new session. */
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    c = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+}
+
+static void test_subscriptions_are_remembered(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    sessions_to_contact(f->b.sessions, presence(OWNER, "gus@" DOMAIN, "subscribe"));
+    struct np_cmd *c = take_cmd(NP_CMD_ADD_BUDDY, WAIT_MS);
+    assert_non_null(c);
+    assert_string_equal(c->u.buddy.who, "gus");
+    np_cmd_free(c);
+    expect_out("<presence from='gus@" DOMAIN "' to='" OWNER "' type='subscribed'/>");
+    /* A buddy the legacy list announces: one subscribe with its nickname, ever. */
+    post_event(np_event_buddy_added(OWNER, "Hal", "Hal H.", NULL));
+    expect_out("<presence from='hal@" DOMAIN "' to='" OWNER "' type='subscribe'>"
+               "<nick xmlns='http://jabber.org/protocol/nick'>Hal H.</nick></presence>");
+    /* An authorization request: subscribe to the owner, whose answer goes back. */
+    post_event(np_event_auth_request(OWNER, 77, "ida", NULL, "let me in"));
+    expect_out("<presence from='ida@" DOMAIN "' to='" OWNER "' type='subscribe'>"
+               "<status>let me in</status></presence>");
+    sessions_to_contact(f->b.sessions, presence(OWNER, "ida@" DOMAIN, "subscribed"));
+    c = take_cmd(NP_CMD_AUTHORIZE, WAIT_MS);
+    assert_non_null(c);
+    assert_true(c->u.authorize.id == 77 && c->u.authorize.accept == 1);
+    np_cmd_free(c);
+    sync_session();
+    struct store_contact sc;
+    assert_int_equal(store_contact_get(f->b.store, OWNER, "gus", &sc), STORE_OK);
+    assert_int_equal(sc.subscription, STORE_SUB_TO);
+    store_contact_free(&sc);
+    assert_int_equal(store_contact_get(f->b.store, OWNER, "Hal", &sc), STORE_OK);
+    assert_int_equal(sc.subscribe_sent, 1);
+    store_contact_free(&sc);
+    assert_int_equal(store_contact_get(f->b.store, OWNER, "ida", &sc), STORE_OK);
+    assert_int_equal(sc.subscription, STORE_SUB_FROM);
+    store_contact_free(&sc);
+    /* Next session: gus is followed again, Hal is not asked about again. */
+    sessions_end_owner(f->b.sessions, OWNER);
+    clear_records();
+    sign_on(f);
+    c = take_cmd(NP_CMD_ADD_BUDDY, WAIT_MS);
+    assert_non_null(c);
+    assert_string_equal(c->u.buddy.who, "gus");
+    np_cmd_free(c);
+    post_event(np_event_buddy_added(OWNER, "Hal", "Hal H.", NULL));
+    sync_session();
+    assert_null(take_out("type='subscribe'", 100));
+}
+
+static void test_without_a_session(void **state)
+{
+    struct fixture *f = *state;
+    xn_t *m = message("bob@" DOMAIN, "s1", "hi");
+    xn_set_attr(m, "from", "eve@localhost/x");
+    sessions_to_contact(f->b.sessions, m);
+    char *err = take_out("id='s1'", WAIT_MS);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "<registration-required"));
+    free(err);
+    sessions_to_contact(f->b.sessions, message("bob@" DOMAIN, "s2", "hi"));
+    err = take_out("id='s2'", WAIT_MS);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "<recipient-unavailable"));
+    assert_non_null(strstr(err, "come online"));
+    free(err);
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, "probe"));
+    expect_out("<presence from='" DOMAIN "' to='" FULL "' type='unavailable'/>");
+    sessions_presence(f->b.sessions, presence("eve@localhost/x", DOMAIN, NULL));
+    assert_null(take_cmd(NP_CMD_LOGIN, 200));
+    sessions_probe_all(f->b.sessions);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='probe'/>");
+}
+
+static void test_shutdown_says_goodbye(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    post_event(np_event_presence(OWNER, "bob", NULL, NP_STATE_AVAILABLE, NULL, 0));
+    expect_out("<presence from='bob@" DOMAIN "' to='" OWNER "'/>");
+    sessions_shutdown(f->b.sessions);
+    expect_out("<presence from='bob@" DOMAIN "' to='" OWNER "' type='unavailable'/>");
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='unavailable'><status>The "
+               "gateway is shutting down</status></presence>");
+    struct np_cmd *c = take_cmd(NP_CMD_LOGOUT, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    /* After shutdown no session starts. */
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, NULL));
+    assert_null(take_cmd(NP_CMD_LOGIN, 200));
+}
+
+static void quiet(enum log_level level, const char *line, void *ctx)
+{
+}
+
+int main(void)
+{
+    log_set_sink(quiet, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_probe_before_sign_on_waits_for_the_real_state,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_before_sign_on_is_sent_after_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_message_from_legacy_keeps_the_spelling_for_replies,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_error_bounces_the_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_login_timeout_bounces_then_retries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_error_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resources_and_priorities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscriptions_are_remembered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_without_a_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_says_goodbye, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
