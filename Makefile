@@ -91,7 +91,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(FERRY_LDLIBS) -lcmocka
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c | deps
+# A fuzz binary is rebuilt when any source it is built from changes.
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$($$*_SRC) $$(wildcard lib/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $($*_SRC) $(PKG_LIBS) -lpthread
 
@@ -124,7 +126,7 @@ fuzz: deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 
 $(BUILD)/bench/bench_parse: bench/bench_parse.c $(call lib_objs,$(LIB_BASE) xml xstream)
 	@mkdir -p $(dir $@)
-	$(CC) $(FERRY_CFLAGS) -o $@ $^ $(FERRY_LDLIBS)
+	$(CC) $(FERRY_CFLAGS) -o $@ $(filter %.c %.o,$^) $(FERRY_LDLIBS)
 
 bench: deps $(BUILD)/bench/bench_parse
 	$(BUILD)/bench/bench_parse

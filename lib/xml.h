@@ -39,7 +39,8 @@ const char *xn_name(const xn_t *node);
 const char *xn_ns(const xn_t *node);
 xn_t *xn_parent(const xn_t *node);
 
-/* Attributes are named as written in XMPP: "to", "xml:lang". Value NULL when absent. */
+/* Attributes are named as written in XMPP: "to", "xml:lang". Value NULL when absent.
+ * One in any other namespace (rare) is named "{uri}local"; xn_serialize gives it a prefix. */
 const char *xn_attr(const xn_t *node, const char *name);
 /* Sets (copies) or, with value NULL, removes an attribute. */
 void xn_set_attr(xn_t *node, const char *name, const char *value);
@@ -71,7 +72,8 @@ char *xn_child_text(const xn_t *node, const char *ns, const char *name);
 enum xn_serialize_flags {
     XN_SER_DEFAULT = 0,
     /* Replace the text of <password/>, <handshake/> and x:data fields of type
-     * text-private with "****": the only form fit for a log line. */
+     * text-private (or whose var names a password) with "****": the only form fit for a
+     * log line. */
     XN_SER_REDACT = 1 << 0,
 };
 
