@@ -1,0 +1,415 @@
+/* The native thread: GLib's main loop running libpurple headless, fed by a command queue.
+ *
+ * Other threads only ever touch the queue (under a lock) and wake the loop with g_idle_add,
+ * which is safe from any thread for the default main context. g_main_context_invoke would not
+ * do: with no thread owning the context it runs the function on the caller's thread. */
+#include "native/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+static struct {
+    pthread_mutex_t lock; /* guards running, commands, wake_pending and the init result */
+    pthread_cond_t init_cond;
+    int running;      /* np_send accepts commands */
+    int started;      /* a thread exists (np_stop must join it) */
+    int ever_started; /* np_start was called once already */
+    int init_done;
+    int init_rc;
+    char *init_error;
+    GQueue commands;  /* struct np_cmd * */
+    int wake_pending; /* a drain is scheduled */
+    pthread_t thread;
+    /* native thread only */
+    const struct ferry_config *cfg; /* during init only */
+    char *user_dir;
+    int core_up;
+    GMainLoop *loop;
+} np = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .init_cond = PTHREAD_COND_INITIALIZER,
+    .commands = G_QUEUE_INIT,
+};
+
+/* ---- the event loop, GLib-backed ----
+ * Every callback libpurple schedules runs through these wrappers, which first clear the
+ * "account being handled" context (see np_context_account). */
+
+struct np_io {
+    PurpleInputFunction fn;
+    gpointer data;
+};
+
+struct np_timeout {
+    GSourceFunc fn;
+    gpointer data;
+};
+
+static gboolean io_invoke(GIOChannel *source, GIOCondition cond, gpointer data)
+{
+    struct np_io *io = data;
+    int pc = 0;
+    if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR | G_IO_PRI))
+        pc |= PURPLE_INPUT_READ;
+    if (cond & (G_IO_OUT | G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+        pc |= PURPLE_INPUT_WRITE;
+    np_set_context_account(NULL);
+    io->fn(io->data, g_io_channel_unix_get_fd(source), (PurpleInputCondition)pc);
+    return TRUE;
+}
+
+static guint ev_input_add(gint fd, PurpleInputCondition cond, PurpleInputFunction fn, gpointer data)
+{
+    struct np_io *io = g_new0(struct np_io, 1);
+    int gc = 0;
+    io->fn = fn;
+    io->data = data;
+    if (cond & PURPLE_INPUT_READ)
+        gc |= G_IO_IN | G_IO_HUP | G_IO_ERR;
+    if (cond & PURPLE_INPUT_WRITE)
+        gc |= G_IO_OUT | G_IO_HUP | G_IO_ERR | G_IO_NVAL;
+    GIOChannel *channel = g_io_channel_unix_new(fd);
+    guint id =
+        g_io_add_watch_full(channel, G_PRIORITY_DEFAULT, (GIOCondition)gc, io_invoke, io, g_free);
+    g_io_channel_unref(channel);
+    return id;
+}
+
+static gboolean timeout_invoke(gpointer data)
+{
+    struct np_timeout *t = data;
+    np_set_context_account(NULL);
+    return t->fn(t->data);
+}
+
+static guint ev_timeout_add(guint ms, GSourceFunc fn, gpointer data)
+{
+    struct np_timeout *t = g_new0(struct np_timeout, 1);
+    t->fn = fn;
+    t->data = data;
+    return g_timeout_add_full(G_PRIORITY_DEFAULT, ms, timeout_invoke, t, g_free);
+}
+
+static guint ev_timeout_add_seconds(guint seconds, GSourceFunc fn, gpointer data)
+{
+    struct np_timeout *t = g_new0(struct np_timeout, 1);
+    t->fn = fn;
+    t->data = data;
+    return g_timeout_add_seconds_full(G_PRIORITY_DEFAULT, seconds, timeout_invoke, t, g_free);
+}
+
+static gboolean ev_source_remove(guint handle)
+{
+    return g_source_remove(handle);
+}
+
+/* ---- debug output: into our log at debug level only, passwords masked ---- */
+
+static gboolean debug_enabled(PurpleDebugLevel level, const char *category)
+{
+    return log_get_level() >= LOG_LEVEL_DEBUG;
+}
+
+static void debug_print(PurpleDebugLevel level, const char *category, const char *text)
+{
+    char *masked = np_mask_passwords(text);
+    g_strchomp(masked);
+    log_debug("purple", "%s: %s", category ? category : "-", masked);
+    g_free(masked);
+}
+
+static void core_ui_init(void)
+{
+    /* Every UI op is installed before purple_core_init, in install_ui_ops. */
+}
+
+/* ---- every UI op, in one place ---- */
+
+static PurpleCoreUiOps core_ops = {
+    .ui_init = core_ui_init, /* nothing left to do once the core is up */
+};
+
+static PurpleEventLoopUiOps eventloop_ops = {
+    .timeout_add = ev_timeout_add,                 /* g_timeout_add through a wrapper */
+    .timeout_remove = ev_source_remove,            /* g_source_remove */
+    .input_add = ev_input_add,                     /* a GIOChannel watch on the socket */
+    .input_remove = ev_source_remove,              /* g_source_remove */
+    .timeout_add_seconds = ev_timeout_add_seconds, /* coarse timers, fewer wake-ups */
+};
+
+static PurpleDebugUiOps debug_ops = {
+    .print = debug_print,        /* into lib/log at debug level, passwords masked */
+    .is_enabled = debug_enabled, /* formatted only when someone reads it */
+};
+
+static PurpleConnectionUiOps connection_ops = {
+    .connected = np_on_connected,       /* NP_EV_SIGNED_ON with the display name used */
+    .disconnected = np_on_disconnected, /* NP_EV_SIGNED_OFF */
+    .report_disconnect_reason = np_on_disconnect_reason, /* NP_EV_CONNECTION_ERROR */
+};
+
+static PurpleAccountUiOps account_ops = {
+    .request_authorize = np_on_request_authorize,         /* NP_EV_AUTH_REQUEST, kept by id */
+    .close_account_request = np_on_close_account_request, /* libpurple withdrew it */
+};
+
+static PurpleRequestUiOps request_ops = {
+    .request_input = np_on_request_input,   /* a search's directory; others refused */
+    .request_choice = np_on_request_choice, /* refused */
+    .request_action = np_on_request_action, /* left unanswered (certificates: no) */
+    .request_fields = np_on_request_fields, /* a search form: captured as data */
+    .request_file = np_on_request_file,     /* refused: no file transfers */
+    .request_folder = np_on_request_folder, /* refused */
+    .close_request = np_on_close_request,   /* frees what the ops above kept */
+};
+
+static PurpleNotifyUiOps notify_ops = {
+    .notify_message = np_on_notify_message,             /* a search's error, else logged */
+    .notify_formatted = np_on_notify_formatted,         /* logged */
+    .notify_searchresults = np_on_notify_searchresults, /* NP_EV_SEARCH_RESULTS */
+    .notify_userinfo = np_on_notify_userinfo,           /* NP_EV_USERINFO */
+};
+
+static PurpleConversationUiOps conversation_ops = {
+    .write_conv = np_on_write_conv, /* IM_RECEIVED, delivery errors, IRC's "no such nick" */
+};
+
+static void install_ui_ops(void)
+{
+    purple_core_set_ui_ops(&core_ops);                  /* core: headless, no UI info */
+    purple_eventloop_set_ui_ops(&eventloop_ops);        /* eventloop: GLib's default context */
+    purple_debug_set_ui_ops(&debug_ops);                /* debug: our log */
+    purple_connections_set_ui_ops(&connection_ops);     /* connection: sign on/off, errors */
+    purple_accounts_set_ui_ops(&account_ops);           /* account: authorization requests */
+    purple_request_set_ui_ops(&request_ops);            /* request: search forms as data */
+    purple_notify_set_ui_ops(&notify_ops);              /* notify: user info, search results */
+    purple_conversations_set_ui_ops(&conversation_ops); /* conversation: messages in; typing
+                                                           comes from signals */
+    /* blist: no UI ops; presence and roster changes come from signals (events.c) */
+}
+
+/* ---- init and teardown, on the native thread ---- */
+
+static void set_prefs(void)
+{
+    /* Nothing of the users' conversations is written to disk, and no idle or auto-away
+     * status is made up from the (absent) local user's activity. */
+    purple_prefs_set_bool("/purple/logging/log_ims", FALSE);
+    purple_prefs_set_bool("/purple/logging/log_chats", FALSE);
+    purple_prefs_set_bool("/purple/logging/log_system", FALSE);
+    purple_prefs_set_string("/purple/away/idle_reporting", "none");
+    purple_prefs_set_bool("/purple/away/away_when_idle", FALSE);
+}
+
+static int native_init(char **error)
+{
+    purple_util_set_user_dir(np.user_dir);
+    purple_debug_set_enabled(FALSE); /* libpurple's own stdout printing */
+    install_ui_ops();
+    if (!purple_core_init(NP_UI_ID)) {
+        *error = xstrdup("libpurple failed to initialise");
+        return -1;
+    }
+    np.core_up = 1;
+    set_prefs();
+    purple_set_blist(purple_blist_new());
+    purple_blist_load();
+    np_accounts_init();
+    np_accounts_delete_leftovers();
+    if (np_legacy_load(np.cfg, error) < 0)
+        return -1;
+    np_events_connect_signals();
+    np.loop = g_main_loop_new(NULL, FALSE);
+    return 0;
+}
+
+static void drop_queued_commands(void)
+{
+    pthread_mutex_lock(&np.lock);
+    GQueue pending = np.commands;
+    g_queue_init(&np.commands);
+    pthread_mutex_unlock(&np.lock);
+    while (!g_queue_is_empty(&pending))
+        np_cmd_free(g_queue_pop_head(&pending));
+}
+
+static void native_teardown(void)
+{
+    drop_queued_commands();
+    if (np.core_up) {
+        np_accounts_shutdown();
+        /* Run what is due now (libpurple schedules some work with g_idle_add directly, which
+         * must not fire once the core is gone), but never after purple_core_quit. */
+        for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
+            ;
+        np_events_disconnect_signals();
+        purple_core_quit();
+        np.core_up = 0;
+    }
+    np_legacy_free();
+    if (np.loop)
+        g_main_loop_unref(np.loop);
+    np.loop = NULL;
+}
+
+static void *native_main(void *arg)
+{
+    char *error = NULL;
+    int rc = native_init(&error);
+    pthread_mutex_lock(&np.lock);
+    np.init_rc = rc;
+    np.init_error = error;
+    np.running = rc == 0;
+    np.init_done = 1;
+    pthread_cond_signal(&np.init_cond);
+    pthread_mutex_unlock(&np.lock);
+    if (rc == 0)
+        g_main_loop_run(np.loop);
+    native_teardown();
+    return NULL;
+}
+
+/* ---- the command queue ---- */
+
+static gboolean drain_cb(gpointer data)
+{
+    pthread_mutex_lock(&np.lock);
+    GQueue batch = np.commands;
+    g_queue_init(&np.commands);
+    np.wake_pending = 0;
+    pthread_mutex_unlock(&np.lock);
+    while (!g_queue_is_empty(&batch)) {
+        struct np_cmd *cmd = g_queue_pop_head(&batch);
+        np_handle_command(cmd);
+        np_cmd_free(cmd);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+int np_send(struct np_cmd *cmd)
+{
+    pthread_mutex_lock(&np.lock);
+    if (!np.running) {
+        pthread_mutex_unlock(&np.lock);
+        np_cmd_free(cmd);
+        return NP_ESTOPPED;
+    }
+    g_queue_push_tail(&np.commands, cmd);
+    if (!np.wake_pending) {
+        np.wake_pending = 1;
+        g_idle_add(drain_cb, NULL);
+    }
+    pthread_mutex_unlock(&np.lock);
+    return NP_OK;
+}
+
+static gboolean stop_cb(gpointer data)
+{
+    np_accounts_shutdown();
+    g_main_loop_quit(np.loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- start and stop, from the caller's thread ---- */
+
+static int make_private_dir(const char *path, char **error)
+{
+    if (g_mkdir_with_parents(path, 0700) < 0 || chmod(path, 0700) < 0) {
+        *error = xasprintf("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* GStreamer would load every plugin it finds (Mesa, LLVM, Vulkan: ~65 MB) when libpurple
+ * initialises media: point it at an empty directory and a private registry. */
+static int prepare_dirs(const struct ferry_config *cfg, char **error)
+{
+    const char *storage = cfg->storage_path ? cfg->storage_path : "/var/lib/ferry";
+    np.user_dir = xasprintf("%s/purple", storage);
+    char *empty = xasprintf("%s/no-gst-plugins", np.user_dir);
+    char *registry = xasprintf("%s/gst-registry.bin", np.user_dir);
+    int rc = -1;
+    if (make_private_dir(np.user_dir, error) < 0 || make_private_dir(empty, error) < 0)
+        goto out;
+    setenv("GST_PLUGIN_SYSTEM_PATH_1_0", empty, 1);
+    setenv("GST_PLUGIN_PATH_1_0", empty, 1);
+    setenv("GST_REGISTRY_1_0", registry, 1);
+    rc = 0;
+out:
+    free(empty);
+    free(registry);
+    return rc;
+}
+
+static void reset_state(void)
+{
+    free(np.init_error);
+    free(np.user_dir);
+    np.init_error = NULL;
+    np.user_dir = NULL;
+    np.init_done = np.init_rc = np.started = np.running = 0;
+    np.cfg = NULL;
+}
+
+int np_start(const struct ferry_config *cfg, char **error)
+{
+    *error = NULL;
+    /* libpurple cannot be initialised a second time in one process (plugins keep state
+     * across purple_core_quit). */
+    if (np.ever_started) {
+        *error = xstrdup("libpurple can be started only once per process");
+        return -1;
+    }
+    np.ever_started = 1;
+    if (prepare_dirs(cfg, error) < 0) {
+        reset_state();
+        return -1;
+    }
+    np.cfg = cfg;
+    np.init_done = 0;
+    if (pthread_create(&np.thread, NULL, native_main, NULL) != 0)
+        fatalx(NP_TAG, "cannot create the native thread");
+    np.started = 1;
+    pthread_mutex_lock(&np.lock);
+    while (!np.init_done)
+        pthread_cond_wait(&np.init_cond, &np.lock);
+    int rc = np.init_rc;
+    pthread_mutex_unlock(&np.lock);
+    if (rc == 0) {
+        log_info(NP_TAG, "libpurple %s ready, protocol %s, files in %s", purple_core_get_version(),
+                 np.cfg->legacy_protocol, np.user_dir);
+        np.cfg = NULL;
+        return 0;
+    }
+    pthread_join(np.thread, NULL);
+    *error = np.init_error;
+    np.init_error = NULL;
+    reset_state();
+    return -1;
+}
+
+void np_stop(void)
+{
+    pthread_mutex_lock(&np.lock);
+    int was_running = np.running;
+    np.running = 0;
+    pthread_mutex_unlock(&np.lock);
+    if (!np.started)
+        return;
+    if (was_running)
+        g_idle_add(stop_cb, NULL);
+    pthread_join(np.thread, NULL);
+    reset_state();
+}
+
+const char *np_protocol_name(void)
+{
+    return np.started ? np_legacy_protocol_name() : NULL;
+}
