@@ -193,6 +193,11 @@ void np_on_write_conv(PurpleConversation *conv, const char *name, const char *al
     char *text = np_html_to_text(message);
     if (flags & PURPLE_MESSAGE_RECV) {
         const char *from = name && *name ? name : purple_conversation_get_name(conv);
+        /* Protocols like XMPP name the sender with a resource; a known contact is one JID on
+         * the owner's side, so report the buddy's own name. */
+        PurpleBuddy *buddy = purple_find_buddy(purple_conversation_get_account(conv), from);
+        if (buddy)
+            from = purple_buddy_get_name(buddy);
         np_post(owner, np_event_im_received(owner->id, from, text, im_flags(flags), mtime));
     } else if (flags & (PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_ERROR)) {
         on_system_line(owner, conv, text, flags);

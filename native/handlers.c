@@ -171,11 +171,14 @@ static void handle_add_buddy(const struct np_cmd *cmd)
         return;
     PurpleAccount *account = owner->account;
     const char *who = cmd->u.buddy.who;
-    if (purple_find_buddy(account, who))
-        return;
-    PurpleBuddy *buddy = purple_buddy_new(account, who, cmd->u.buddy.alias);
+    PurpleBuddy *buddy = purple_find_buddy(account, who);
     owner->own_change = 1;
-    purple_blist_add_buddy(buddy, NULL, group_named(cmd->u.buddy.group), NULL);
+    /* A buddy already on the local list (from a roster push) is sent to the server again:
+     * the owner's subscribe must still reach the network, which asks the contact's consent. */
+    if (buddy == NULL) {
+        buddy = purple_buddy_new(account, who, cmd->u.buddy.alias);
+        purple_blist_add_buddy(buddy, NULL, group_named(cmd->u.buddy.group), NULL);
+    }
     if (purple_account_is_connected(account))
         purple_account_add_buddy(account, buddy);
     owner->own_change = 0;
