@@ -81,6 +81,7 @@ static const struct key_spec specs[] = {
     {"legacy", "reconnect_min", K_DURATION, F(legacy_reconnect_min_ms), 0},
     {"legacy", "reconnect_max", K_DURATION, F(legacy_reconnect_max_ms), 0},
     {"legacy", "request_timeout", K_DURATION, F(legacy_request_timeout_ms), 0},
+    {"legacy", "early_presence_timeout", K_DURATION, F(legacy_early_presence_ms), 0},
     {"registration", "enabled", K_BOOL, F(registration_enabled), 0},
     {"registration", "allowed_domains", K_DOMAINS, F(allowed_domains), 0},
     {"registration", "timeout", K_DURATION, F(registration_timeout_ms), 0},
@@ -654,6 +655,7 @@ static void set_defaults(struct ferry_config *cfg)
     cfg->legacy_reconnect_min_ms = 5 * 1000;
     cfg->legacy_reconnect_max_ms = 300 * 1000;
     cfg->legacy_request_timeout_ms = 30 * 1000;
+    cfg->legacy_early_presence_ms = 120 * 1000;
     cfg->registration_enabled = 1;
     cfg->registration_timeout_ms = 30 * 1000;
     cfg->storage_path = xstrdup("/var/lib/ferry");

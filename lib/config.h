@@ -42,6 +42,9 @@ struct ferry_config {
     int legacy_reconnect_min_ms;   /* reconnect_min: default 5 */
     int legacy_reconnect_max_ms;   /* reconnect_max: default 300 */
     int legacy_request_timeout_ms; /* request_timeout: search and user info; default 30 */
+    /* early_presence_timeout: how long presence for contacts that arrives before the legacy
+     * sign-on is kept for replay; default 120 */
+    int legacy_early_presence_ms;
 
     /* [registration] */
     int registration_enabled;  /* default true */

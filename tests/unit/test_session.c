@@ -248,6 +248,7 @@ static int setup(void **state)
     f->cfg.component_jid = DOMAIN;
     f->cfg.legacy_name = "IRC";
     f->cfg.legacy_login_timeout_ms = 400;
+    f->cfg.legacy_early_presence_ms = 120 * 1000;
     f->cfg.legacy_reconnect_min_ms = 100;
     f->cfg.legacy_reconnect_max_ms = 200;
     f->b.cfg = &f->cfg;
