@@ -46,6 +46,7 @@ bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *s
         goto fail;
     if (np_start(cfg, error) != 0)
         goto fail;
+    b->pending = pending_new(b);
     b->sessions = sessions_new(b);
     return b;
 fail:
@@ -62,12 +63,15 @@ void bridge_free(bridge_t *b)
     register_shutdown(b);
     sessions_free(b->sessions);
     np_stop();
+    pending_free(b->pending);
     store_close(b->store);
     free(b);
 }
 
 int bridge_send(bridge_t *b, xn_t *stanza)
 {
+    if (b->pending && pending_keep(b->pending, stanza))
+        return 0;
     return b->sink.send(b->sink.ctx, stanza);
 }
 
@@ -79,7 +83,13 @@ void bridge_bounce(bridge_t *b, const xn_t *stanza, const char *condition, const
 
 void bridge_link_up(bridge_t *b)
 {
+    pending_link_up(b->pending); /* what waited goes before anything the probes bring */
     sessions_probe_all(b->sessions);
+}
+
+void bridge_link_down(bridge_t *b)
+{
+    pending_link_down(b->pending);
 }
 
 void bridge_shutdown(bridge_t *b)
@@ -94,10 +104,8 @@ void bridge_iq_register(bridge_t *b, xn_t *iq)
 
 void bridge_iq_search(bridge_t *b, xn_t *iq)
 {
-    /* jabber:iq:search arrives with a later issue; until then every IQ still gets its one
-     * answer. */
-    bridge_bounce(b, iq, "feature-not-implemented", NULL);
-    xn_unref(iq);
+    /* The search runs on the legacy network, in the owner's session (bridge/search.c). */
+    sessions_request(b->sessions, iq);
 }
 
 void bridge_presence(bridge_t *b, xn_t *presence)

@@ -14,6 +14,7 @@ struct bridge {
     struct bridge_sink sink;
     struct store *store;
     struct sessions *sessions;
+    struct pending *pending; /* bridge/pending.c */
 };
 
 /* Sends a stanza through the sink (takes ownership); 0 or negative when dropped. */
@@ -21,6 +22,16 @@ int bridge_send(bridge_t *b, xn_t *stanza);
 /* Answers stanza with a stanza error through the sink, unless it must not be answered
  * (stanza_may_bounce). Does not take ownership. text may be NULL. */
 void bridge_bounce(bridge_t *b, const xn_t *stanza, const char *condition, const char *text);
+
+/* ---- bridge/pending.c: messages to owners kept in the store while the link is down ---- */
+struct pending *pending_new(bridge_t *b);
+void pending_free(struct pending *p);
+/* Called by bridge_send for every stanza: 1 when it took the stanza (a contact's message to
+ * an owner, kept in the store while the link is down), 0 when the caller sends it. */
+int pending_keep(struct pending *p, xn_t *stanza);
+/* The link is up: hands on what the store kept, oldest first, then lets messages through. */
+void pending_link_up(struct pending *p);
+void pending_link_down(struct pending *p);
 
 /* ---- bridge/register.c ---- */
 /* A presence from an owner to the transport's bare domain about the subscription between
@@ -40,6 +51,10 @@ void sessions_free(struct sessions *s);
 void sessions_presence(struct sessions *s, xn_t *presence);
 /* Any stanza for contact@domain (takes ownership). */
 void sessions_to_contact(struct sessions *s, xn_t *stanza);
+/* An IQ the owner's session answers through the legacy network (jabber:iq:search to the
+ * domain, vcard-temp get to a contact; takes ownership). Without a session: an error saying
+ * to come online first, or registration-required. */
+void sessions_request(struct sessions *s, xn_t *iq);
 /* The link came up: probe every registered owner. */
 void sessions_probe_all(struct sessions *s);
 /* SIGTERM: unavailable from every contact and the transport to every online owner, then

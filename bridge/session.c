@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bridge/search.h"
 #include "bridge/session.h"
 #include "bridge/text.h"
 #include "lib/jid.h"
@@ -30,6 +31,7 @@
 #define NS_IDLE "urn:xmpp:idle:1"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_XHTML_IM "http://jabber.org/protocol/xhtml-im"
 
 #define STACK_SIZE (256 * 1024)
 /* native's window for matching a delivery error to a message sent */
@@ -38,6 +40,10 @@
 #define LOGOUT_WAIT_MS 10000
 #define MAX_WAITING 256 /* messages waiting for the sign-on */
 #define MAX_EARLY 512   /* presences waiting for the sign-on */
+/* When the owner's last resource goes, the legacy logout waits this long: a client that
+ * flaps (reconnects at once, or a presence storm) keeps one legacy login instead of making
+ * one per flap, which legacy servers punish as connection flooding. */
+#define LINGER_MS 1000
 
 enum legacy_state {
     LEG_CONNECTING, /* LOGIN sent, no answer yet */
@@ -90,6 +96,8 @@ struct session {
     struct early *early;
     size_t nearly;
     int ending, announce;
+    int64_t linger_until; /* the last resource left: end then, unless one comes back */
+    struct searches *searches; /* search and user info requests waiting for native */
 };
 
 /* ---- small builders ---- */
@@ -246,6 +254,16 @@ static void bounce_message(struct session *s, const xn_t *m, const char *conditi
     free(body);
     free(thread);
     bridge_send(s->b, err);
+}
+
+/* The defined condition of an error stanza, for a log line. */
+static const char *error_condition(const xn_t *stanza)
+{
+    const xn_t *err = xn_child(stanza, NULL, "error");
+    for (const xn_t *e = err ? xn_first_element(err) : NULL; e; e = xn_next_element(e))
+        if (strcmp(xn_ns(e), XN_NS_STANZAS) == 0 && strcmp(xn_name(e), "text") != 0)
+            return xn_name(e);
+    return "no condition given";
 }
 
 static void bounce_waiting(struct session *s, const char *condition, const char *text)
@@ -548,6 +566,10 @@ static void on_connection_error(struct session *s, const struct np_event *ev)
 static void check_timers(struct session *s)
 {
     int64_t now = now_ms();
+    if (s->linger_until && now >= s->linger_until && s->nres == 0) {
+        end_session(s, 1, NULL);
+        return;
+    }
     if (s->leg == LEG_CONNECTING && now >= s->login_deadline) {
         char *why = xasprintf("no answer within %d s", s->cfg->legacy_login_timeout_ms / 1000);
         connection_lost(s, why);
@@ -567,6 +589,7 @@ static void check_timers(struct session *s)
         }
     }
     s->nearly = kept;
+    searches_expire(s->searches, now);
 }
 
 static int next_timeout(const struct session *s)
@@ -576,9 +599,13 @@ static int next_timeout(const struct session *s)
         next = s->login_deadline;
     else if (s->leg == LEG_RETRY)
         next = s->retry_at;
+    if (s->linger_until && s->linger_until < next)
+        next = s->linger_until;
     for (size_t i = 0; i < s->nearly; i++)
         if (s->early[i].expires < next)
             next = s->early[i].expires;
+    if (searches_deadline(s->searches) < next)
+        next = searches_deadline(s->searches);
     if (next == INT64_MAX)
         return -1;
     int64_t wait = next - now_ms();
@@ -595,13 +622,16 @@ static void owner_presence(struct session *s, xn_t *p)
         goto done;
     if (!type) {
         resource_update(s, jid_full(jid), p);
+        s->linger_until = 0;
         update_legacy_status(s);
     } else if (is(type, "unavailable") || is(type, "error")) {
         /* An error presence from the owner's server: that resource (or the whole user, when
          * it comes from the bare JID) is gone. */
         resource_remove(s, jid_full(jid));
-        if (s->nres == 0)
+        if (s->nres == 0 && (is(type, "error") || !jid_resource(jid)))
             end_session(s, 1, NULL);
+        else if (s->nres == 0) /* the last resource: maybe only a flap (see LINGER_MS) */
+            s->linger_until = now_ms() + LINGER_MS;
         else
             update_legacy_status(s);
     } else if (is(type, "probe")) {
@@ -626,9 +656,23 @@ static struct contact *addressee(struct session *s, const xn_t *stanza)
     return c;
 }
 
+/* IRC servers cut a relayed line at 512 bytes, their prefix ":nick!user@host " included,
+ * and libpurple leaves only 64 bytes for it: long lines are broken here, with room for a
+ * prefix of 120 bytes, so that no server ever cuts one. */
+static char *legacy_lines(const struct session *s, const struct contact *c, const char *body)
+{
+    if (!s->cfg->legacy_protocol || strcmp(s->cfg->legacy_protocol, "prpl-irc") != 0)
+        return xstrdup(body);
+    size_t overhead = 512 - 120 - strlen("PRIVMSG  :\r\n") - strlen(c->legacy);
+    return text_wrap(body, strlen(c->legacy) < 200 ? overhead : 100);
+}
+
 static void send_im(struct session *s, struct contact *c, xn_t *m, const char *body)
 {
-    if (np_send(np_cmd_send_im(s->owner, c->legacy, body)) != NP_OK) {
+    char *text = legacy_lines(s, c, body);
+    int rc = np_send(np_cmd_send_im(s->owner, c->legacy, text));
+    free(text);
+    if (rc != NP_OK) {
         bounce_message(s, m, "service-unavailable", "the gateway is stopping");
         return;
     }
@@ -659,7 +703,10 @@ static void contact_message(struct session *s, xn_t *m)
     char *body = NULL, *thread = NULL;
     struct contact *c = NULL;
     if (is(type, "error")) {
-        log_debug(TAG, "%s: error message to %s dropped", s->owner, xn_attr(m, "to"));
+        /* The owner's server refused a message from the contact (the owner is offline and
+         * nothing stores it, say): nobody to answer, but it is not lost silently. */
+        log_info(TAG, "%s: a message from %s was refused by the owner's server (%s)", s->owner,
+                 xn_attr(m, "to"), error_condition(m));
         goto done;
     }
     if (is(type, "groupchat")) {
@@ -674,7 +721,12 @@ static void contact_message(struct session *s, xn_t *m)
     if (s->leg == LEG_ONLINE)
         send_typing(s, c, m);
     body = xn_child_text(m, NULL, "body");
-    if (!body || !*body)
+    if ((!body || !*body) && xn_child(m, NS_XHTML_IM, "html")) {
+        bounce_message(s, m, "not-acceptable", "this gateway carries plain text: the message "
+                                               "has rich text but no plain-text <body/>");
+        goto done;
+    }
+    if (!body || !*body) /* chat states, receipts, markers: nothing to deliver */
         goto done;
     thread = xn_child_text(m, NULL, "thread");
     contact_set_reply(c, type && !is(type, "headline") ? type : "normal", thread);
@@ -756,7 +808,7 @@ static void keep_early(struct session *s, xn_t *p)
     }
     s->early = xrealloc(s->early, (s->nearly + 1) * sizeof(*s->early));
     s->early[s->nearly].stanza = p;
-    s->early[s->nearly].expires = now_ms() + SESSION_EARLY_PRESENCE_MS;
+    s->early[s->nearly].expires = now_ms() + s->cfg->legacy_early_presence_ms;
     s->nearly++;
 }
 
@@ -855,14 +907,10 @@ static void on_auth_request(struct session *s, const struct np_event *ev)
     contacts_save(s->contacts, s->b->store, s->owner, c);
 }
 
-static void on_im_received(struct session *s, const struct np_event *ev)
+/* One message from c to the owner carrying text. */
+static xn_t *im_stanza(struct session *s, struct contact *c, const char *text,
+                       const struct np_event *ev)
 {
-    struct contact *c = contacts_by_legacy(s->contacts, ev->u.im.from, 1);
-    char *text = text_from_legacy_str(ev->u.im.text ? ev->u.im.text : "");
-    if (!c || !*text) {
-        log_debug(TAG, "%s: empty or unaddressable message dropped", s->owner);
-        goto done;
-    }
     xn_t *m = stanza_new("message", c->jid, s->owner, c->reply_type ? c->reply_type : "chat");
     set_random_id(m);
     xn_add_child_text(m, NULL, "body", text);
@@ -870,6 +918,11 @@ static void on_im_received(struct session *s, const struct np_event *ev)
         xn_add_child_text(m, NULL, "thread", c->reply_thread);
     if (c->chat_states)
         xn_add_child(m, NS_CHATSTATES, "active");
+    if (c->mapped) { /* its JID is a digest: the nickname says who it is */
+        char *nick = text_from_legacy_str(c->legacy);
+        xn_add_child_text(m, NS_NICK, "nick", nick);
+        free(nick);
+    }
     if ((ev->u.im.flags & NP_IM_DELAYED) && ev->u.im.when > 0) {
         char stamp[32];
         utc_stamp(ev->u.im.when, stamp);
@@ -877,7 +930,45 @@ static void on_im_received(struct session *s, const struct np_event *ev)
         xn_set_attr(delay, "stamp", stamp);
         xn_set_attr(delay, "from", s->domain);
     }
-    bridge_send(s->b, m);
+    return m;
+}
+
+/* How much body text fits one stanza: the server's limit less the rest of the stanza, every
+ * other part counted as if each byte were escaped to five. */
+static size_t body_budget(const struct session *s, const struct contact *c)
+{
+    size_t rest = 1024 + 5 * (strlen(c->jid) + strlen(s->owner) +
+                              (c->reply_thread ? strlen(c->reply_thread) : 0) +
+                              (c->mapped ? strlen(c->legacy) : 0));
+    size_t max = s->cfg->component_max_stanza_bytes;
+    return max > rest + 1024 ? max - rest : 1024;
+}
+
+static void on_im_received(struct session *s, const struct np_event *ev)
+{
+    struct contact *c = contacts_by_legacy(s->contacts, ev->u.im.from, 1);
+    char *text = text_from_legacy_str(ev->u.im.text ? ev->u.im.text : "");
+    if (!c) {
+        log_warnx(TAG, "%s: message from a sender without a name refused", s->owner);
+        goto done;
+    }
+    if (!*text) {
+        log_info(TAG, "%s: message from %s dropped: no text left once cleaned", s->owner,
+                 c->jid);
+        goto done;
+    }
+    /* Longer than the server takes in one stanza: several messages, in order, that join up
+     * to the whole text (one stanza too large would be refused, or cost the whole link). */
+    char **pieces = text_split(text, body_budget(s, c));
+    size_t n = 0;
+    while (pieces[n])
+        n++;
+    if (n > 1)
+        log_info(TAG, "%s: message of %zu bytes from %s sent as %zu messages", s->owner,
+                 strlen(text), c->jid, n);
+    for (size_t i = 0; i < n; i++)
+        bridge_send(s->b, im_stanza(s, c, pieces[i], ev));
+    text_pieces_free(pieces);
 done:
     free(text);
 }
@@ -952,6 +1043,11 @@ static void on_event(struct session *s, struct np_event *ev)
     case NP_EV_AUTH_REQUEST:
         on_auth_request(s, ev);
         break;
+    case NP_EV_USERINFO:
+    case NP_EV_SEARCH_FORM:
+    case NP_EV_SEARCH_RESULTS:
+        searches_event(s->searches, ev);
+        break;
     default:
         log_debug(TAG, "%s: %s event ignored", s->owner, np_event_type_name(ev->type));
         break;
@@ -977,6 +1073,8 @@ static void on_mail(struct session *s, void *mail)
         contact_message(s, stanza);
     else if (type == SESS_MSG_TO_CONTACT)
         contact_presence(s, stanza);
+    else if (type == SESS_MSG_REQUEST)
+        searches_request(s->searches, stanza, s->leg == LEG_ONLINE, s->reason);
 }
 
 static void check_requests(struct session *s)
@@ -1026,6 +1124,8 @@ static void finish(struct session *s)
         send_transport_presence(s, NULL);
     }
     bounce_waiting(s, "recipient-unavailable", "the session with the legacy network ended");
+    searches_abort(s->searches, "recipient-unavailable",
+                   "the session with the legacy network ended");
     for (size_t i = 0; i < s->nearly; i++)
         xn_unref(s->early[i].stanza);
     if (s->nearly)
@@ -1088,6 +1188,7 @@ struct session *session_start(struct sessions *table, bridge_t *b, const char *o
     s->mb = mb;
     atomic_init(&s->requests, 0);
     s->contacts = contacts_new(s->domain);
+    s->searches = searches_new(b, owner);
     s->leg = LEG_CONNECTING;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -1097,6 +1198,7 @@ struct session *session_start(struct sessions *table, bridge_t *b, const char *o
     if (rc != 0) {
         log_errorx(TAG, "%s: cannot create a session thread: %s", owner, strerror(rc));
         contacts_free(s->contacts);
+        searches_free(s->searches);
         mb_free(mb);
         free(s->owner);
         free(s);
@@ -1150,6 +1252,7 @@ void session_free(struct session *s)
         xn_unref(s->early[i].stanza);
     free(s->early);
     contacts_free(s->contacts);
+    searches_free(s->searches);
     free(s->username);
     free(s->display_name);
     free(s->reason);

@@ -30,6 +30,8 @@ enum sess_msg_type {
     SESS_MSG_OWNER_PRESENCE, /* from the owner to the transport's bare domain */
     SESS_MSG_TO_CONTACT,     /* message or presence from the owner to contact@domain */
     SESS_MSG_WAKE,           /* no stanza: look at the request bits */
+    SESS_MSG_REQUEST,        /* an IQ the session answers through the legacy network:
+                              * jabber:iq:search to the domain, vcard-temp to a contact */
 };
 
 struct sess_msg {
@@ -42,8 +44,6 @@ struct sess_msg {
 #define SESS_REQ_SHUTDOWN 0x1 /* SIGTERM: presences to the owner, then log out */
 #define SESS_REQ_END 0x2      /* end without presences (registration changed, teardown) */
 
-/* How long presence for contacts that arrived before the legacy sign-on is kept. */
-#define SESSION_EARLY_PRESENCE_MS 120000
 /* Mail a session may hold before senders are refused. */
 #define SESSION_MAILBOX_CAPACITY 1024
 
@@ -77,6 +77,7 @@ struct contact {
     char *node;    /* its JID node (XEP-0106 escaped, nodeprepped) */
     char *jid;     /* node@domain */
     char *alias;   /* nickname, or NULL */
+    int mapped;    /* the name has no node of its own: node is a digest (contacts.c) */
     enum store_subscription sub;
     int subscribe_sent;
     char *stored_id; /* the legacy_id of its row in the store, or NULL: no row */
@@ -106,8 +107,8 @@ void contacts_free(struct contacts *cs);
 /* Loads the owner's stored contacts (subscription state, aliases). 0, or -1 (logged). */
 int contacts_load(struct contacts *cs, struct store *st, const char *owner);
 /* The contact for a legacy name, created when missing (and create is set). The spelling is
- * remembered, so replies go to the name the network used. NULL, with a log line, for a name
- * no JID node can carry. */
+ * remembered, so replies go to the name the network used. A name whose escaping nodeprep
+ * refuses gets a digest node instead (mapped set, logged). NULL for an empty name. */
 struct contact *contacts_by_legacy(struct contacts *cs, const char *legacy, int create);
 /* The contact for a JID node (as jid_node() gives it), created when missing (and create is
  * set) with the unescaped node as its legacy name. NULL when the node unescapes to nothing
@@ -122,7 +123,8 @@ void contacts_forget(struct contacts *cs, struct store *st, const char *owner,
                      struct contact *c);
 /* Remembers a message sent to c (takes a reference) for a later delivery error. */
 void contact_sent_push(struct contact *c, const xn_t *message, int64_t now);
-/* The oldest message sent to c within max_age_ms (caller owns the reference), or NULL. */
+/* The newest message sent to c within max_age_ms, taken off the list (caller owns the
+ * reference), or NULL. */
 xn_t *contact_sent_pop(struct contact *c, int64_t now, int64_t max_age_ms);
 void contact_set_status(struct contact *c, enum np_state state, const char *status,
                         int idle_seconds);

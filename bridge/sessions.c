@@ -24,6 +24,7 @@
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_PING "urn:xmpp:ping"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_VCARD "vcard-temp"
 /* How long SIGTERM waits for the sessions to queue their farewell presences. */
 #define SHUTDOWN_WAIT_MS 5000
 
@@ -352,6 +353,7 @@ static void contact_iq(struct sessions *t, xn_t *iq, const char *owner)
         xn_set_attr(xn_add_child(query, NULL, "feature"), "var", NS_DISCO_INFO);
         xn_set_attr(xn_add_child(query, NULL, "feature"), "var", NS_CHATSTATES);
         xn_set_attr(xn_add_child(query, NULL, "feature"), "var", NS_PING);
+        xn_set_attr(xn_add_child(query, NULL, "feature"), "var", NS_VCARD);
         bridge_send(t->b, reply);
     } else if (payload && strcmp(type, "get") == 0 && strcmp(xn_ns(payload), NS_PING) == 0) {
         bridge_send(t->b, stanza_iq_result(iq));
@@ -366,10 +368,14 @@ done:
 static void no_session(struct sessions *t, xn_t *stanza, const char *owner)
 {
     const char *domain = t->b->cfg->component_jid;
+    const char *type = xn_attr(stanza, "type");
     if (stanza_kind(stanza) != STANZA_MESSAGE) {
-        log_debug(TAG, "presence %s from %s to %s: no session",
-                  xn_attr(stanza, "type") ? xn_attr(stanza, "type") : "available",
+        log_debug(TAG, "presence %s from %s to %s: no session", type ? type : "available",
                   xn_attr(stanza, "from"), xn_attr(stanza, "to"));
+    } else if (type && strcmp(type, "error") == 0) {
+        /* A message from the contact bounced by the owner's server: said, not answered. */
+        log_info(TAG, "%s: a message from %s was refused by the owner's server", owner,
+                 xn_attr(stanza, "to"));
     } else if (!is_registered(t, owner)) {
         bridge_bounce(t->b, stanza, "registration-required", NULL);
     } else {
@@ -390,7 +396,11 @@ void sessions_to_contact(struct sessions *t, xn_t *stanza)
         return;
     }
     enum stanza_kind kind = stanza_kind(stanza);
-    if (kind == STANZA_IQ)
+    const xn_t *payload = kind == STANZA_IQ ? xn_first_element(stanza) : NULL;
+    if (payload && strcmp(xn_ns(payload), NS_VCARD) == 0 && xn_attr(stanza, "type") &&
+        strcmp(xn_attr(stanza, "type"), "get") == 0)
+        sessions_request(t, stanza); /* the contact's details come from the legacy side */
+    else if (kind == STANZA_IQ)
         contact_iq(t, stanza, owner);
     else if (kind == STANZA_OTHER)
         xn_unref(stanza);
@@ -405,8 +415,30 @@ void sessions_redispatch(struct sessions *t, enum sess_msg_type type, xn_t *stan
         sessions_presence(t, stanza);
     else if (type == SESS_MSG_TO_CONTACT)
         sessions_to_contact(t, stanza);
+    else if (type == SESS_MSG_REQUEST)
+        sessions_request(t, stanza);
     else
         xn_unref(stanza);
+}
+
+void sessions_request(struct sessions *t, xn_t *iq)
+{
+    reap(t);
+    char *owner = sender_bare(iq);
+    if (owner && !post(t, owner, SESS_MSG_REQUEST, iq, 0)) {
+        if (!is_registered(t, owner)) {
+            bridge_bounce(t->b, iq, "registration-required", NULL);
+        } else {
+            char *text = xasprintf("You are not online with %s: send it your presence (come "
+                                   "online) first, then ask again.", t->b->cfg->component_jid);
+            bridge_bounce(t->b, iq, "recipient-unavailable", text);
+            free(text);
+        }
+        xn_unref(iq);
+    } else if (!owner) {
+        xn_unref(iq);
+    }
+    free(owner);
 }
 
 void sessions_probe_all(struct sessions *t)

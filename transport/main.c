@@ -177,9 +177,19 @@ static void on_register(void *ctx, xn_t *stanza)
     bridge_iq_register(((struct app *)ctx)->bridge, stanza);
 }
 
+static void on_search(void *ctx, xn_t *stanza)
+{
+    bridge_iq_search(((struct app *)ctx)->bridge, stanza);
+}
+
 static void on_link_up(void *ctx)
 {
     bridge_link_up(((struct app *)ctx)->bridge);
+}
+
+static void on_link_down(void *ctx)
+{
+    bridge_link_down(((struct app *)ctx)->bridge);
 }
 
 /* The component thread's loop. Returns the exit status. */
@@ -210,8 +220,10 @@ static int run(const struct ferry_config *cfg)
     struct router_sink sink = {sink_send, &app};
     struct bridge_sink bridge_sink = {sink_send, &app};
     struct router_hooks hooks = {.to_contact = on_to_contact, .presence = on_presence,
-                                 .register_iq = on_register, .ctx = &app};
-    struct component_events events = {.stanza = on_stanza, .link_up = on_link_up, .ctx = &app};
+                                 .register_iq = on_register, .search_iq = on_search,
+                                 .ctx = &app};
+    struct component_events events = {.stanza = on_stanza, .link_up = on_link_up,
+                                      .link_down = on_link_down, .ctx = &app};
     char *error = NULL;
     int rc = EXIT_FAILURE;
     int sig_fd = signal_fd();

@@ -19,6 +19,7 @@ struct router {
 };
 
 #define NS_REGISTER "jabber:iq:register"
+#define NS_SEARCH "jabber:iq:search"
 
 /* Registration waits for a legacy login: the bridge answers later, from its own thread. */
 static void route_register(const struct router_call *call, struct router_reply *reply)
@@ -32,9 +33,20 @@ static void route_register(const struct router_call *call, struct router_reply *
     reply->deferred = 1;
 }
 
-/* The transport's own answers and the bridge's entry points. Search (a later issue) adds its
- * rows here; each row's namespace is advertised in disco#info, so a row is the whole of
- * "supporting" a namespace. */
+/* A search waits for the legacy network: the owner's session answers later. */
+static void route_search(const struct router_call *call, struct router_reply *reply)
+{
+    const struct router_hooks *hooks = &call->router->hooks;
+    if (hooks->search_iq == NULL) {
+        reply->condition = "service-unavailable";
+        return;
+    }
+    hooks->search_iq(hooks->ctx, xn_ref(call->stanza));
+    reply->deferred = 1;
+}
+
+/* The transport's own answers and the bridge's entry points. Each row's namespace is
+ * advertised in disco#info, so a row is the whole of "supporting" a namespace. */
 static const struct router_route routes[] = {
     {STANZA_IQ, "get", SERVICE_NS_DISCO_INFO, "query", service_disco_info, NULL},
     {STANZA_IQ, "get", SERVICE_NS_DISCO_ITEMS, "query", service_disco_items, NULL},
@@ -44,6 +56,8 @@ static const struct router_route routes[] = {
     {STANZA_IQ, "set", SERVICE_NS_GATEWAY, "query", service_gateway_set, NULL},
     {STANZA_IQ, "get", NS_REGISTER, "query", route_register, NULL},
     {STANZA_IQ, "set", NS_REGISTER, "query", route_register, NULL},
+    {STANZA_IQ, "get", NS_SEARCH, "query", route_search, NULL},
+    {STANZA_IQ, "set", NS_SEARCH, "query", route_search, NULL},
     {STANZA_IQ, "get", SERVICE_NS_VERSION, "query", service_version, NULL},
     {STANZA_IQ, "get", SERVICE_NS_TIME, "time", service_time, NULL},
     {STANZA_IQ, "get", SERVICE_NS_TIME_LEGACY, "query", service_time_legacy, NULL},

@@ -45,6 +45,9 @@ struct router_hooks {
     /* jabber:iq:register get/set to the bare domain (the table's rows for it defer to this,
      * which must answer). NULL: service-unavailable. */
     void (*register_iq)(void *ctx, xn_t *stanza);
+    /* jabber:iq:search get/set to the bare domain (deferred like register_iq: the search runs
+     * on the legacy network). NULL: service-unavailable. */
+    void (*search_iq)(void *ctx, xn_t *stanza);
 };
 
 /* What a handler is called with. The stanza belongs to the router for the call; a deferred

@@ -97,6 +97,11 @@ static void hook_register(void *ctx, xn_t *stanza)
     keep_hooked(ctx, "register", stanza);
 }
 
+static void hook_search(void *ctx, xn_t *stanza)
+{
+    keep_hooked(ctx, "search", stanza);
+}
+
 static void keep_stanza(void *ctx, xn_t *stanza)
 {
     xn_t **out = ctx;
@@ -144,7 +149,7 @@ static void expect_nothing(struct fx *f)
 static int setup_with(void **state, int with_hooks)
 {
     static const struct router_hooks hooks = {hook_contact, hook_presence, hook_response, NULL,
-                                              hook_register};
+                                              hook_register, hook_search};
     struct fx *f = calloc(1, sizeof(*f));
     f->cfg.component_jid = DOMAIN;
     f->cfg.legacy_protocol = "prpl-irc";
@@ -202,6 +207,7 @@ static void test_disco_info(void **state)
                    "<feature var='jabber:iq:agent'/>"
                    "<feature var='jabber:iq:gateway'/>"
                    "<feature var='jabber:iq:register'/>"
+                   "<feature var='jabber:iq:search'/>"
                    "<feature var='jabber:iq:version'/>"
                    "<feature var='urn:xmpp:time'/>"
                    "<feature var='jabber:iq:time'/>"
@@ -553,6 +559,32 @@ static void test_register_without_hook(void **state)
                    "</error></iq>");
 }
 
+/* Search runs on the legacy network: deferred to the hook like registration. */
+static void test_search_deferred_to_hook(void **state)
+{
+    struct fx *f = *state;
+    route(f, "<iq type='get' id='s1' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:search'/></iq>");
+    route(f, "<iq type='set' id='s2' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:search'><nick>bob</nick></query></iq>");
+    expect_nothing(f);
+    assert_int_equal(f->nhooked, 2);
+    assert_string_equal(f->hook_names[0], "search");
+    assert_string_equal(xn_attr(f->hooked[0], "id"), "s1");
+    assert_string_equal(f->hook_names[1], "search");
+    assert_string_equal(xn_attr(f->hooked[1], "id"), "s2");
+}
+
+static void test_search_without_hook(void **state)
+{
+    struct fx *f = *state;
+    route(f, "<iq type='set' id='s3' from='" USER "' to='" DOMAIN "'>"
+             "<query xmlns='jabber:iq:search'><nick>bob</nick></query></iq>");
+    expect_sent(f, "<iq type='error' id='s3' from='" DOMAIN "' to='" USER "'>"
+                   "<error type='cancel'><service-unavailable xmlns=" NS_STANZAS_Q "/>"
+                   "</error></iq>");
+}
+
 static void test_stanza_helpers(void **state)
 {
     (void)state;
@@ -600,6 +632,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hooks, setup_hooks, teardown),
         cmocka_unit_test_setup_teardown(test_register_deferred_to_hook, setup_hooks, teardown),
         cmocka_unit_test_setup_teardown(test_register_without_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_deferred_to_hook, setup_hooks, teardown),
+        cmocka_unit_test_setup_teardown(test_search_without_hook, setup, teardown),
         cmocka_unit_test(test_stanza_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
