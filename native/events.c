@@ -26,6 +26,21 @@ void np_set_context_account(PurpleAccount *account)
     context_account = account;
 }
 
+/* XMPP names a sender with its resource ("bob@host/phone"), but a contact is one JID on the
+ * owner's side whatever device writes: a known buddy is reported by its own name, an unknown
+ * XMPP sender by its bare JID. Other protocols' names are kept as the network spells them.
+ * Returns a new string (g_free). */
+char *np_contact_name(PurpleAccount *account, const char *who)
+{
+    PurpleBuddy *buddy = purple_find_buddy(account, who);
+    if (buddy)
+        return g_strdup(purple_buddy_get_name(buddy));
+    const char *slash = strchr(who, '/');
+    if (slash && strcmp(purple_account_get_protocol_id(account), "prpl-jabber") == 0)
+        return g_strndup(who, (gsize)(slash - who));
+    return g_strdup(who);
+}
+
 /* ---- connection ---- */
 
 void np_on_connected(PurpleConnection *gc)
@@ -192,13 +207,10 @@ void np_on_write_conv(PurpleConversation *conv, const char *name, const char *al
         return;
     char *text = np_html_to_text(message);
     if (flags & PURPLE_MESSAGE_RECV) {
-        const char *from = name && *name ? name : purple_conversation_get_name(conv);
-        /* Protocols like XMPP name the sender with a resource; a known contact is one JID on
-         * the owner's side, so report the buddy's own name. */
-        PurpleBuddy *buddy = purple_find_buddy(purple_conversation_get_account(conv), from);
-        if (buddy)
-            from = purple_buddy_get_name(buddy);
+        char *from = np_contact_name(purple_conversation_get_account(conv),
+                                     name && *name ? name : purple_conversation_get_name(conv));
         np_post(owner, np_event_im_received(owner->id, from, text, im_flags(flags), mtime));
+        g_free(from);
     } else if (flags & (PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_ERROR)) {
         on_system_line(owner, conv, text, flags);
     }
@@ -208,8 +220,11 @@ void np_on_write_conv(PurpleConversation *conv, const char *name, const char *al
 static void post_typing(PurpleAccount *account, const char *who, enum np_typing state)
 {
     struct np_owner *owner = np_owner_of_account(account);
-    if (owner)
-        np_post(owner, np_event_typing(owner->id, who, state));
+    if (!owner)
+        return;
+    char *name = np_contact_name(account, who);
+    np_post(owner, np_event_typing(owner->id, name, state));
+    g_free(name);
 }
 
 static void on_typing(PurpleAccount *account, const char *who, gpointer data)

@@ -83,6 +83,8 @@ int np_auth_answer(struct np_owner *owner, uint64_t id, int accept);
 /* Drops the owner's pending authorization requests (the owner is going away). */
 void np_auth_forget_owner(struct np_owner *owner);
 /* Plain text from libpurple's HTML (caller g_free's). */
+/* The name a contact is known by on the owner's side (see events.c). New string, g_free. */
+char *np_contact_name(PurpleAccount *account, const char *who);
 char *np_html_to_text(const char *html);
 /* The libpurple account whose packet is being handled right now, or NULL; request ops that
  * arrive without an account use it. */
