@@ -41,19 +41,24 @@ bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *s
     b->sink = *sink;
     *error = NULL;
 
+    /* [legacy] is checked first: a bad option must not leave a key file or a database. */
+    if (np_start(cfg, error) != 0)
+        goto fail;
     b->store = open_store(cfg, error);
     if (b->store == NULL)
-        goto fail;
-    if (np_start(cfg, error) != 0)
         goto fail;
     b->pending = pending_new(b);
     b->sessions = sessions_new(b);
     return b;
 fail:
-    if (b->store)
-        store_close(b->store);
+    np_stop(); /* nothing when np_start failed */
     free(b);
     return NULL;
+}
+
+int bridge_check_config(const struct ferry_config *cfg, char ***problems, size_t *count)
+{
+    return np_check_config(cfg, problems, count);
 }
 
 void bridge_free(bridge_t *b)

@@ -20,17 +20,26 @@ struct bridge_sink {
 
 typedef struct bridge bridge_t;
 
-/* Opens the store under [storage] path (creating the key file on first start) and starts the
- * native (libpurple) thread. cfg and sink are borrowed and must outlive the bridge. Returns
- * NULL with *error set to a new message (caller frees) when anything is wrong. */
+/* Starts the native (libpurple) thread, which checks [legacy], then opens the store under
+ * [storage] path (creating the key file on first start): a bad [legacy] leaves nothing
+ * there. cfg and sink are borrowed and must outlive the bridge. Returns NULL with *error set
+ * to a new message (caller frees) when anything is wrong. */
 bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink,
                      char **error);
+/* `ferry --check`: [legacy] checked against libpurple without touching [storage] (see
+ * np_check_config). 0, or -1 with every problem in *problems ("[legacy] key: ...", *count of
+ * them; caller frees each and the array). The process must exit afterwards: bridge_new
+ * cannot follow it. */
+int bridge_check_config(const struct ferry_config *cfg, char ***problems, size_t *count);
 /* Ends every session and registration thread, stops the native thread, closes the store. */
 void bridge_free(bridge_t *b);
 
 /* The component link came up (first time, or again after a loss): probe every registered
  * owner's presence so those online get their sessions back without doing anything. */
 void bridge_link_up(bridge_t *b);
+/* The component link was lost: messages from contacts to owners wait in the store (and so
+ * survive a restart) until it is back. */
+void bridge_link_down(bridge_t *b);
 /* Shutdown (SIGTERM): tell every online owner their contacts and the transport are going
  * unavailable (through the sink), then log everybody out. Returns when the presences are
  * queued. */

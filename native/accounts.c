@@ -3,6 +3,7 @@
  * the process-wide login pacing, and posting events to the owners' mailboxes. */
 #include "native/internal.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,15 @@ struct retry {
 };
 
 /* ---- [legacy] ---- */
+
+/* One problem of [legacy], "[legacy] key: what is wrong", appended to problems (g_free'd). */
+static void G_GNUC_PRINTF(2, 3) add_problem(GPtrArray *problems, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_ptr_array_add(problems, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
 
 static char *protocol_ids(void)
 {
@@ -100,7 +110,7 @@ static int parse_int(const char *v, int *out)
 }
 
 /* A list option's value must be one of the values it offers (labels are accepted too). */
-static int parse_list(PurpleAccountOption *opt, const char *v, GString *problems, const char *key)
+static int parse_list(PurpleAccountOption *opt, const char *v, GPtrArray *problems, const char *key)
 {
     GString *valid = g_string_new(NULL);
     int found = 0;
@@ -111,27 +121,25 @@ static int parse_list(PurpleAccountOption *opt, const char *v, GString *problems
         g_string_append_printf(valid, "%s%s", valid->len ? ", " : "", (const char *)kv->value);
     }
     if (!found)
-        g_string_append_printf(problems, "; [legacy] %s: '%s' is not one of: %s", key, v,
-                               valid->str);
+        add_problem(problems, "[legacy] %s: '%s' is not one of: %s", key, v, valid->str);
     g_string_free(valid, TRUE);
     return found ? 0 : -1;
 }
 
 static void convert_option(PurpleAccountOption *opt, const struct config_option *in,
-                           struct legacy_option *out, GString *problems)
+                           struct legacy_option *out, GPtrArray *problems)
 {
     out->key = xstrdup(in->key);
     out->type = purple_account_option_get_type(opt);
     switch (out->type) {
     case PURPLE_PREF_BOOLEAN:
         if (parse_bool(in->value, &out->number) < 0)
-            g_string_append_printf(problems, "; [legacy] %s: '%s' is not a boolean (true/false)",
-                                   in->key, in->value);
+            add_problem(problems, "[legacy] %s: '%s' is not a boolean (true/false)", in->key,
+                        in->value);
         break;
     case PURPLE_PREF_INT:
         if (parse_int(in->value, &out->number) < 0)
-            g_string_append_printf(problems, "; [legacy] %s: '%s' is not an integer", in->key,
-                                   in->value);
+            add_problem(problems, "[legacy] %s: '%s' is not an integer", in->key, in->value);
         break;
     case PURPLE_PREF_STRING_LIST:
         if (parse_list(opt, in->value, problems, in->key) == 0)
@@ -157,7 +165,7 @@ static void normalize_list_value(PurpleAccountOption *opt, struct legacy_option 
 }
 
 static void load_options(const struct ferry_config *cfg, PurplePluginProtocolInfo *info,
-                         GString *problems)
+                         GPtrArray *problems)
 {
     legacy.options = xcalloc(cfg->legacy_option_count + 1, sizeof(*legacy.options));
     for (size_t i = 0; i < cfg->legacy_option_count; i++) {
@@ -165,8 +173,8 @@ static void load_options(const struct ferry_config *cfg, PurplePluginProtocolInf
         PurpleAccountOption *opt = find_option(info, in->key);
         if (!opt) {
             char *keys = option_keys(info);
-            g_string_append_printf(problems, "; [legacy] %s: not an option of %s; valid: %s",
-                                   in->key, legacy.protocol_id, keys);
+            add_problem(problems, "[legacy] %s: not an option of %s; valid: %s", in->key,
+                        legacy.protocol_id, keys);
             g_free(keys);
             continue;
         }
@@ -178,24 +186,20 @@ static void load_options(const struct ferry_config *cfg, PurplePluginProtocolInf
     if (cfg->legacy_port > 0) {
         PurpleAccountOption *port = find_option(info, "port");
         if (!port || purple_account_option_get_type(port) != PURPLE_PREF_INT)
-            g_string_append_printf(problems, "; [legacy] port: %s has no port option",
-                                   legacy.protocol_id);
+            add_problem(problems, "[legacy] port: %s has no port option", legacy.protocol_id);
     }
 }
 
-int np_legacy_load(const struct ferry_config *cfg, char **error)
+int np_legacy_load(const struct ferry_config *cfg, GPtrArray *problems)
 {
-    GString *problems = g_string_new(NULL);
+    guint before = problems->len;
     const char *id = cfg->legacy_protocol ? cfg->legacy_protocol : "";
     PurplePlugin *plugin = purple_find_prpl(id);
     if (!plugin) {
         char *ids = protocol_ids();
-        g_string_append_printf(problems,
-                               "; [legacy] protocol: unknown protocol '%s'; "
-                               "available: %s",
-                               id, ids);
+        add_problem(problems, "[legacy] protocol: unknown protocol '%s'; available: %s", id, ids);
         g_free(ids);
-        goto out;
+        return -1;
     }
     PurplePluginProtocolInfo *info = PURPLE_PLUGIN_PROTOCOL_INFO(plugin);
     legacy.protocol_id = xstrdup(id);
@@ -212,14 +216,7 @@ int np_legacy_load(const struct ferry_config *cfg, char **error)
     legacy.password_optional =
         (info->options & (OPT_PROTO_NO_PASSWORD | OPT_PROTO_PASSWORD_OPTIONAL)) != 0;
     load_options(cfg, info, problems);
-out:
-    if (problems->len == 0) {
-        g_string_free(problems, TRUE);
-        return 0;
-    }
-    *error = xstrdup(problems->str + 2); /* without the leading "; " */
-    g_string_free(problems, TRUE);
-    return -1;
+    return problems->len == before ? 0 : -1;
 }
 
 void np_legacy_free(void)

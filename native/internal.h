@@ -34,7 +34,10 @@ struct np_owner {
 };
 
 /* ---- accounts.c ---- */
-int np_legacy_load(const struct ferry_config *cfg, char **error);
+/* Checks [legacy] against the protocol libpurple declares and keeps it for the accounts:
+ * 0, or -1 with every problem appended to problems ("[legacy] key: what is wrong", g_free'd
+ * by the array). libpurple must be up, on the calling thread. */
+int np_legacy_load(const struct ferry_config *cfg, GPtrArray *problems);
 void np_legacy_free(void);
 const char *np_legacy_protocol_name(void);
 int np_legacy_request_timeout_ms(void);

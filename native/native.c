@@ -5,7 +5,9 @@
  * do: with no thread owning the context it runs the function on the caller's thread. */
 #include "native/internal.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,8 @@ static struct {
     pthread_cond_t init_cond;
     int running;      /* np_send accepts commands */
     int started;      /* a thread exists (np_stop must join it) */
-    int ever_started; /* np_start was called once already */
+    int ever_started; /* np_start or np_check_config was called once already */
+    int checked;      /* np_check_config ran: np_start must never follow */
     int init_done;
     int init_rc;
     char *init_error;
@@ -29,6 +32,7 @@ static struct {
     /* native thread only */
     const struct ferry_config *cfg; /* during init only */
     char *user_dir;
+    char *created_dir; /* the topmost directory np_start created: removed if the start fails */
     int core_up;
     GMainLoop *loop;
 } np = {
@@ -207,7 +211,9 @@ static void set_prefs(void)
     purple_prefs_set_bool("/purple/away/away_when_idle", FALSE);
 }
 
-static int native_init(char **error)
+/* libpurple up, headless, in np.user_dir, on the calling thread: the native thread for
+ * np_start, the caller's for np_check_config. */
+static int core_start(char **error)
 {
     purple_util_set_user_dir(np.user_dir);
     purple_debug_set_enabled(FALSE); /* libpurple's own stdout printing */
@@ -220,10 +226,44 @@ static int native_init(char **error)
     set_prefs();
     purple_set_blist(purple_blist_new());
     purple_blist_load();
+    return 0;
+}
+
+/* Runs what is due now (libpurple schedules some work with g_idle_add directly, which must
+ * not fire once the core is gone): call it before purple_core_quit, never after. */
+static void run_due_callbacks(void)
+{
+    for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
+        ;
+}
+
+/* [legacy] checked by the code np_start and np_check_config share: every problem in the list
+ * (a new array, caller frees), or NULL when there is none. */
+static GPtrArray *legacy_problems(const struct ferry_config *cfg)
+{
+    GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+    if (np_legacy_load(cfg, problems) == 0 && problems->len == 0) {
+        g_ptr_array_free(problems, TRUE);
+        return NULL;
+    }
+    return problems;
+}
+
+static int native_init(char **error)
+{
+    if (core_start(error) < 0)
+        return -1;
     np_accounts_init();
     np_accounts_delete_leftovers();
-    if (np_legacy_load(np.cfg, error) < 0)
+    GPtrArray *problems = legacy_problems(np.cfg);
+    if (problems) {
+        g_ptr_array_add(problems, NULL);
+        char *joined = g_strjoinv("; ", (char **)problems->pdata);
+        *error = xstrdup(joined);
+        g_free(joined);
+        g_ptr_array_free(problems, TRUE);
         return -1;
+    }
     np_events_connect_signals();
     np.loop = g_main_loop_new(NULL, FALSE);
     return 0;
@@ -244,10 +284,7 @@ static void native_teardown(void)
     drop_queued_commands();
     if (np.core_up) {
         np_accounts_shutdown();
-        /* Run what is due now (libpurple schedules some work with g_idle_add directly, which
-         * must not fire once the core is gone), but never after purple_core_quit. */
-        for (int i = 0; i < 100 && g_main_context_iteration(NULL, FALSE); i++)
-            ;
+        run_due_callbacks();
         np_events_disconnect_signals();
         purple_core_quit();
         np.core_up = 0;
@@ -328,15 +365,13 @@ static int make_private_dir(const char *path, char **error)
 }
 
 /* GStreamer would load every plugin it finds (Mesa, LLVM, Vulkan: ~65 MB) when libpurple
- * initialises media: point it at an empty directory and a private registry. */
-static int prepare_dirs(const struct ferry_config *cfg, char **error)
+ * initialises media: point it at an empty directory and a private registry in np.user_dir. */
+static int keep_gstreamer_off(char **error)
 {
-    const char *storage = cfg->storage_path ? cfg->storage_path : "/var/lib/ferry";
-    np.user_dir = xasprintf("%s/purple", storage);
     char *empty = xasprintf("%s/no-gst-plugins", np.user_dir);
     char *registry = xasprintf("%s/gst-registry.bin", np.user_dir);
     int rc = -1;
-    if (make_private_dir(np.user_dir, error) < 0 || make_private_dir(empty, error) < 0)
+    if (make_private_dir(empty, error) < 0)
         goto out;
     setenv("GST_PLUGIN_SYSTEM_PATH_1_0", empty, 1);
     setenv("GST_PLUGIN_PATH_1_0", empty, 1);
@@ -348,12 +383,48 @@ out:
     return rc;
 }
 
+/* The data directory is made like the store makes it (mode 0700, its parent must exist);
+ * what this call creates is remembered, so that a failed start leaves nothing behind. */
+static int prepare_dirs(const struct ferry_config *cfg, char **error)
+{
+    const char *storage = cfg->storage_path ? cfg->storage_path : "/var/lib/ferry";
+    np.user_dir = xasprintf("%s/purple", storage);
+    if (mkdir(storage, 0700) == 0) {
+        log_info(NP_TAG, "created data directory %s", storage);
+        np.created_dir = xstrdup(storage);
+    } else if (errno != EEXIST) {
+        *error = xasprintf("cannot create data directory %s: %s", storage, strerror(errno));
+        return -1;
+    } else if (access(np.user_dir, F_OK) != 0) {
+        np.created_dir = xstrdup(np.user_dir);
+    }
+    if (make_private_dir(np.user_dir, error) < 0)
+        return -1;
+    return keep_gstreamer_off(error);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    if (remove(path) != 0)
+        log_warn(NP_TAG, "cannot remove %s", path);
+    return 0; /* remove what can be removed */
+}
+
+/* Removes a directory this process created, with everything in it (symbolic links are
+ * removed, never followed). */
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void reset_state(void)
 {
     free(np.init_error);
     free(np.user_dir);
+    free(np.created_dir);
     np.init_error = NULL;
     np.user_dir = NULL;
+    np.created_dir = NULL;
     np.init_done = np.init_rc = np.started = np.running = 0;
     np.cfg = NULL;
 }
@@ -361,6 +432,8 @@ static void reset_state(void)
 int np_start(const struct ferry_config *cfg, char **error)
 {
     *error = NULL;
+    /* np_check_config is for a process that exits right after (ferry --check). */
+    assert(!np.checked);
     /* libpurple cannot be initialised a second time in one process (plugins keep state
      * across purple_core_quit). */
     if (np.ever_started) {
@@ -368,10 +441,8 @@ int np_start(const struct ferry_config *cfg, char **error)
         return -1;
     }
     np.ever_started = 1;
-    if (prepare_dirs(cfg, error) < 0) {
-        reset_state();
-        return -1;
-    }
+    if (prepare_dirs(cfg, error) < 0)
+        goto fail;
     np.cfg = cfg;
     np.init_done = 0;
     if (pthread_create(&np.thread, NULL, native_main, NULL) != 0)
@@ -391,6 +462,9 @@ int np_start(const struct ferry_config *cfg, char **error)
     pthread_join(np.thread, NULL);
     *error = np.init_error;
     np.init_error = NULL;
+fail:
+    if (np.created_dir)
+        remove_tree(np.created_dir);
     reset_state();
     return -1;
 }
@@ -412,4 +486,56 @@ void np_stop(void)
 const char *np_protocol_name(void)
 {
     return np.started ? np_legacy_protocol_name() : NULL;
+}
+
+/* ---- ferry --check ---- */
+
+/* The problems as a new malloc'd array of malloc'd strings (NULL when there is none). */
+static char **export_problems(GPtrArray *problems, size_t *count)
+{
+    *count = problems ? problems->len : 0;
+    if (*count == 0)
+        return NULL;
+    char **out = xcalloc(*count, sizeof(*out));
+    for (size_t i = 0; i < *count; i++)
+        out[i] = xstrdup(g_ptr_array_index(problems, i));
+    return out;
+}
+
+int np_check_config(const struct ferry_config *cfg, char ***problems, size_t *count)
+{
+    char *tmpl = xasprintf("%s/ferry-check-XXXXXX", g_get_tmp_dir());
+    char *error = NULL;
+    GPtrArray *found = NULL;
+    /* libpurple comes up once per process, and np_start must never follow this. */
+    assert(!np.ever_started);
+    np.ever_started = np.checked = 1;
+    if (mkdtemp(tmpl) == NULL) {
+        error = xasprintf("cannot create a directory in %s: %s", g_get_tmp_dir(), strerror(errno));
+        goto out;
+    }
+    np.user_dir = xstrdup(tmpl);
+    if (keep_gstreamer_off(&error) < 0 || core_start(&error) < 0)
+        goto out;
+    found = legacy_problems(cfg);
+out:
+    if (error) {
+        found = g_ptr_array_new_with_free_func(g_free);
+        g_ptr_array_add(found, g_strdup_printf("[legacy] protocol: cannot be checked: %s", error));
+    }
+    if (np.core_up) {
+        run_due_callbacks();
+        purple_core_quit();
+        np.core_up = 0;
+    }
+    np_legacy_free();
+    if (np.user_dir)
+        remove_tree(np.user_dir);
+    *problems = export_problems(found, count);
+    if (found)
+        g_ptr_array_free(found, TRUE);
+    free(error);
+    free(tmpl);
+    reset_state();
+    return *count ? -1 : 0;
 }

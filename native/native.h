@@ -34,14 +34,28 @@ enum np_result {
     NP_ESTOPPED = -1, /* native thread not running: the command was freed unhandled */
 };
 
-/* Starts the native thread: private libpurple directory <storage_path>/purple (mode 0700),
- * GStreamer kept from loading plugins, libpurple initialised headless, and [legacy] checked
- * (the protocol exists, every option is one the protocol declares, with a value of its type).
+/* Starts the native thread: private libpurple directory <storage_path>/purple (mode 0700;
+ * the data directory itself is made 0700 when missing, its parent must exist), GStreamer
+ * kept from loading plugins, libpurple initialised headless, and [legacy] checked (the
+ * protocol exists, every option is one the protocol declares, with a value of its type).
  * Returns only once initialisation finished: 0, or -1 with *error set to a new message
- * (caller frees) naming what is wrong and what would be valid. Once per process: libpurple
- * cannot be initialised again after np_stop (or after a failed start). Call it before other
- * threads run: it sets GStreamer's environment variables. */
+ * (caller frees) naming what is wrong and what would be valid. A failed start removes the
+ * directories it created: call it before anything else writes to [storage] path, and a bad
+ * [legacy] leaves nothing behind. Once per process: libpurple cannot be initialised again
+ * after np_stop (or after a failed start). Call it before other threads run: it sets
+ * GStreamer's environment variables. */
 int np_start(const struct ferry_config *cfg, char **error);
+/* For `ferry --check` only: checks [legacy] with the same code as np_start (the protocol
+ * exists, every option is declared, every value has its type) without touching [storage]:
+ * libpurple comes up headless on the calling thread in a private temporary directory (under
+ * $TMPDIR or /tmp, removed before returning), GStreamer kept off, and goes down again.
+ * Returns 0, or -1 with every problem in *problems ("[legacy] key: what is wrong", naming
+ * what would be valid), *count of them; caller frees each string and the array.
+ * Since libpurple can come up only once per process, np_start must never be called in the
+ * same process afterwards (asserted; without assertions np_start refuses): call it in a
+ * process that exits after the check, before any other thread runs (it sets GStreamer's
+ * environment variables). */
+int np_check_config(const struct ferry_config *cfg, char ***problems, size_t *count);
 /* Logs every account out, stops the loop, joins the thread and frees everything. Owners get no
  * further events (not even LOGGED_OUT); their mailboxes may be freed once this returns. */
 void np_stop(void);

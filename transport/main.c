@@ -103,6 +103,35 @@ static int load_config(const char *path, struct ferry_config *cfg)
     return rc;
 }
 
+/* One problem line on stderr, with the component secret masked: a [legacy] value is echoed
+ * in the protocol's problems, and the secret must never be, whatever key it was put under. */
+static void print_problem(const char *path, const char *problem, const char *secret)
+{
+    const char *hit;
+    fprintf(stderr, "ferry: %s: ", path);
+    while (secret && *secret && (hit = strstr(problem, secret)) != NULL) {
+        fprintf(stderr, "%.*s****", (int)(hit - problem), problem);
+        problem = hit + strlen(secret);
+    }
+    fprintf(stderr, "%s\n", problem);
+}
+
+/* --check, once the file itself is valid: [legacy] against what libpurple declares. Prints
+ * every problem; 0 when there is none. This process must exit afterwards (see
+ * bridge_check_config). */
+static int check_protocol(const char *path, const struct ferry_config *cfg)
+{
+    char **problems = NULL;
+    size_t count = 0;
+    int rc = bridge_check_config(cfg, &problems, &count);
+    for (size_t i = 0; i < count; i++) {
+        print_problem(path, problems[i], cfg->component_secret);
+        free(problems[i]);
+    }
+    free(problems);
+    return rc;
+}
+
 static int setup_log(const struct ferry_config *cfg)
 {
     log_add_secret(cfg->component_secret);
@@ -275,9 +304,13 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     if (opt.check) {
-        printf("ferry: %s: the configuration is valid\n", opt.config);
+        rc = check_protocol(opt.config, &cfg) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        if (rc == EXIT_SUCCESS)
+            printf("ferry: %s: the configuration is valid\n", opt.config);
+        else
+            fprintf(stderr, "ferry: %s: the configuration is not valid\n", opt.config);
         config_free(&cfg);
-        return EXIT_SUCCESS;
+        return rc;
     }
     rc = setup_log(&cfg) == 0 ? run(&cfg) : EXIT_FAILURE;
     log_close();
