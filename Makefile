@@ -40,7 +40,7 @@ CORE_OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o)
 lib_objs = $(addprefix $(BUILD)/lib/,$(addsuffix .o,$(1)))
 
 # ---- unit tests: each binary lists the objects it needs, so one module's tests build alone ----
-UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native test_text test_session
+UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native test_text test_session test_search test_backoff
 LIB_BASE := util log
 $(BUILD)/tests/test_util: $(call lib_objs,$(LIB_BASE))
 $(BUILD)/tests/test_log: $(call lib_objs,$(LIB_BASE))
@@ -49,16 +49,19 @@ $(BUILD)/tests/test_xstream: $(call lib_objs,$(LIB_BASE) xml xstream)
 $(BUILD)/tests/test_jid: $(call lib_objs,$(LIB_BASE) jid)
 $(BUILD)/tests/test_config: $(call lib_objs,$(LIB_BASE) config)
 $(BUILD)/tests/test_mailbox: $(call lib_objs,$(LIB_BASE) mailbox)
+$(BUILD)/tests/test_backoff: $(call lib_objs,$(LIB_BASE) backoff)
 $(BUILD)/tests/test_native: $(NATIVE_SRC:%.c=$(BUILD)/%.o) $(call lib_objs,$(LIB_BASE) mailbox)
 TRANSPORT_TEST_OBJS := $(addprefix $(BUILD)/transport/,component.o router.o service.o) \
-	$(call lib_objs,$(LIB_BASE) xml xstream jid mailbox stanza)
+	$(call lib_objs,$(LIB_BASE) xml xstream jid mailbox stanza backoff)
 $(BUILD)/tests/test_component: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_router: $(TRANSPORT_TEST_OBJS)
 $(BUILD)/tests/test_crypto: $(call lib_objs,$(LIB_BASE) crypto)
 $(BUILD)/tests/test_store: $(BUILD)/bridge/store.o $(call lib_objs,$(LIB_BASE) crypto)
-$(BUILD)/tests/test_text: $(BUILD)/bridge/text.o $(call lib_objs,$(LIB_BASE))
-$(BUILD)/tests/test_session: $(addprefix $(BUILD)/bridge/,session.o sessions.o contacts.o text.o store.o) \
-	$(BUILD)/native/commands.o $(call lib_objs,$(LIB_BASE) xml jid mailbox stanza crypto)
+$(BUILD)/tests/test_text: $(BUILD)/bridge/text.o $(call lib_objs,$(LIB_BASE) xml)
+$(BUILD)/tests/test_session: $(addprefix $(BUILD)/bridge/,session.o sessions.o contacts.o text.o store.o search.o vcard.o) \
+	$(BUILD)/native/commands.o $(call lib_objs,$(LIB_BASE) xml jid mailbox stanza crypto backoff)
+$(BUILD)/tests/test_search: $(addprefix $(BUILD)/bridge/,search.o vcard.o text.o) \
+	$(BUILD)/native/commands.o $(call lib_objs,$(LIB_BASE) xml xstream jid stanza)
 
 # ---- fuzz targets (clang, libFuzzer): each lists the sources it is built from ----
 FUZZ_TARGETS := fuzz_stream fuzz_jid fuzz_config
@@ -118,6 +121,11 @@ check-fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 check-e2e: $(BUILD)/ferry
 	@tests/run e2e $(BUILD)/results $(BUILD)/ferry
 
+# libpurple is built without frame pointers: the slow unwinder is needed for the suppressions
+# (tests/lsan.supp) to see libpurple's own start-up leaks for what they are.
+asan: export ASAN_OPTIONS = fast_unwind_on_malloc=0:detect_leaks=1
+asan: export LSAN_OPTIONS = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
+asan: export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 asan: deps
 	$(MAKE) --no-print-directory BUILD=build/asan SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer' CFLAGS='-O1 -g' check
 
@@ -128,8 +136,9 @@ $(BUILD)/bench/bench_parse: bench/bench_parse.c $(call lib_objs,$(LIB_BASE) xml 
 	@mkdir -p $(dir $@)
 	$(CC) $(FERRY_CFLAGS) -o $@ $(filter %.c %.o,$^) $(FERRY_LDLIBS)
 
-bench: deps $(BUILD)/bench/bench_parse
+bench: deps $(BUILD)/bench/bench_parse $(BUILD)/ferry
 	$(BUILD)/bench/bench_parse
+	$(PYTHON) bench/e2e.py --ferry $(BUILD)/ferry
 
 demo: deps $(BUILD)/ferry
 	@scripts/demo $(BUILD)/ferry
@@ -138,9 +147,14 @@ install: $(BUILD)/ferry
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
 		$(DESTDIR)$(PREFIX)/share/doc/ferry/examples
 	install -m 0755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
-	install -m 0644 ferry.8 $(DESTDIR)$(PREFIX)/share/man/man8/ferry.8
-	install -m 0644 conf/ferry.conf conf/prosody.cfg.lua conf/ejabberd.yml conf/ferry.service \
+	install -m 0644 conf/ferry.conf conf/prosody.cfg.lua conf/ejabberd.yml \
 		$(DESTDIR)$(PREFIX)/share/doc/ferry/examples/
+	@# The man page and the unit name installed paths: they follow PREFIX.
+	sed 's#/usr/local#$(PREFIX)#g' ferry.8 > $(DESTDIR)$(PREFIX)/share/man/man8/ferry.8
+	sed 's#/usr/local#$(PREFIX)#g' conf/ferry.service \
+		> $(DESTDIR)$(PREFIX)/share/doc/ferry/examples/ferry.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/man/man8/ferry.8 \
+		$(DESTDIR)$(PREFIX)/share/doc/ferry/examples/ferry.service
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c bench/*.c)
