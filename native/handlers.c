@@ -89,6 +89,22 @@ static void remember_sent(struct np_owner *owner, const char *to)
     g_hash_table_replace(owner->sent, g_strdup(purple_normalize(owner->account, to)), when);
 }
 
+/* libpurple's IRC plugin (2.14) queues every outgoing line and writes the queue only from a
+ * one-second GLib timer, which made each message wait half a second on average. That timer is
+ * the source whose data is the connection's protocol data: making it ready now writes the
+ * line at once, and the plugin's own flood control (ratelimit-burst, ratelimit-interval) still
+ * decides how much goes out. Other protocols write at once and are left alone. */
+static void flush_irc_send_queue(PurpleAccount *account)
+{
+    PurpleConnection *gc = purple_account_get_connection(account);
+    if (gc == NULL || strcmp(purple_account_get_protocol_id(account), "prpl-irc") != 0)
+        return;
+    gpointer irc = purple_connection_get_protocol_data(gc);
+    GSource *timer = irc ? g_main_context_find_source_by_user_data(NULL, irc) : NULL;
+    if (timer)
+        g_source_set_ready_time(timer, 0);
+}
+
 static void handle_send_im(const struct np_cmd *cmd)
 {
     struct np_owner *any;
@@ -107,6 +123,8 @@ static void handle_send_im(const struct np_cmd *cmd)
     g_free(html);
     if (rc < 0)
         np_post(owner, np_event_im_send_failed(owner->id, to, "the network refused it"));
+    else
+        flush_irc_send_queue(account);
 }
 
 static PurpleStatusType *status_type_for(PurpleAccount *account, enum np_state state)
