@@ -87,13 +87,33 @@ static char *loggable(const char *name)
     return text_from_legacy_str(name ? name : "(none)");
 }
 
+/* The node of a legacy name that has none of its own (nodeprep refuses its escaping: the
+ * bidi rule, a prohibited character, or more than 1023 bytes): "\5cx" and a digest of the
+ * name. Deterministic, valid, and never the node of another name: escaping writes "\5c" only
+ * before an escape code, never before "x". Replies find the name in the table. */
+static char *mapped_node(const char *legacy)
+{
+    char digest[41];
+    sha1_hex(legacy, strlen(legacy), digest);
+    return xasprintf("\\5cx%.24s", digest);
+}
+
+char *contacts_node_of(const char *legacy)
+{
+    char *node = legacy ? jid_node_from_legacy(legacy) : NULL;
+    return node || !legacy || !*legacy ? node : mapped_node(legacy);
+}
+
 struct contact *contacts_by_legacy(struct contacts *cs, const char *legacy, int create)
 {
     char *node = legacy ? jid_node_from_legacy(legacy) : NULL;
+    int mapped = 0;
+    if (!node && legacy && *legacy) {
+        node = mapped_node(legacy);
+        mapped = 1;
+    }
     if (!node) {
-        char *shown = loggable(legacy);
-        log_warnx(TAG, "legacy name '%s' cannot be written as a JID node: refused", shown);
-        free(shown);
+        log_warnx(TAG, "an empty legacy name cannot be written as a JID node: refused");
         return NULL;
     }
     struct contact *c = find_node(cs, node);
@@ -109,7 +129,14 @@ struct contact *contacts_by_legacy(struct contacts *cs, const char *legacy, int 
         free(node);
         return NULL;
     }
-    return add(cs, xstrdup(legacy), node);
+    c = add(cs, xstrdup(legacy), node);
+    c->mapped = mapped;
+    if (mapped) {
+        char *shown = loggable(legacy);
+        log_info(TAG, "legacy name '%s' has no JID node of its own: it is %s", shown, c->jid);
+        free(shown);
+    }
+    return c;
 }
 
 struct contact *contacts_by_node(struct contacts *cs, const char *node, int create)
@@ -209,13 +236,14 @@ void contact_sent_push(struct contact *c, const xn_t *message, int64_t now)
 
 xn_t *contact_sent_pop(struct contact *c, int64_t now, int64_t max_age_ms)
 {
+    /* The newest first: a network without delivery receipts (IRC) reports only failures, so
+     * earlier messages still listed were most likely delivered, and the one that failed is
+     * the one just sent. A contact that vanished after a few delivered messages must not
+     * get the error pinned on a delivered one while the lost one passes for delivered. */
     while (c->sent_count > 0) {
-        xn_t *m = c->sent[0];
-        int64_t at = c->sent_at[0];
         c->sent_count--;
-        memmove(c->sent, c->sent + 1, c->sent_count * sizeof(c->sent[0]));
-        memmove(c->sent_at, c->sent_at + 1, c->sent_count * sizeof(c->sent_at[0]));
-        if (now - at <= max_age_ms)
+        xn_t *m = c->sent[c->sent_count];
+        if (now - c->sent_at[c->sent_count] <= max_age_ms)
             return m;
         xn_unref(m);
     }

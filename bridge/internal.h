@@ -33,6 +33,12 @@ int pending_keep(struct pending *p, xn_t *stanza);
 void pending_link_up(struct pending *p);
 void pending_link_down(struct pending *p);
 
+/* ---- bridge/contacts.c ---- */
+/* The JID node (new string, caller frees) a contact with this legacy name goes by: its
+ * XEP-0106 escaping, or a digest node when nodeprep refuses that (as contacts_by_legacy
+ * gives it). NULL for an empty name. For stored contacts without a session (<remove/>). */
+char *contacts_node_of(const char *legacy);
+
 /* ---- bridge/register.c ---- */
 /* A presence from an owner to the transport's bare domain about the subscription between
  * them (subscribe, subscribed, unsubscribe, unsubscribed). Returns 1 when it handled (and took

@@ -580,7 +580,7 @@ static void goodbye_from_contacts(bridge_t *b, const char *owner,
                                   const struct store_contact *contacts, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
-        char *node = jid_node_from_legacy(contacts[i].legacy_id);
+        char *node = contacts_node_of(contacts[i].legacy_id);
         if (!node)
             continue;
         char *jid = xasprintf("%s@%s", node, b->cfg->component_jid);

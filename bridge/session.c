@@ -20,6 +20,7 @@
 #include "bridge/search.h"
 #include "bridge/session.h"
 #include "bridge/text.h"
+#include "lib/backoff.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 #include "lib/stanza.h"
@@ -429,22 +430,16 @@ static void login(struct session *s)
     store_registration_free(&reg);
 }
 
-/* The next delay of the exponential backoff, with +-20 % jitter so that owners who lost the
- * network together do not come back together. */
-static int64_t backoff_ms(struct session *s)
+/* The delay before the next login (lib/backoff.h: reconnect_min doubling up to reconnect_max,
+ * with jitter). Owners who lost the network together are spread by the jitter from the
+ * second retry on, and at every retry by native's login pacing. */
+static int64_t backoff_ms(const struct session *s)
 {
-    int64_t lo = s->cfg->legacy_reconnect_min_ms > 0 ? s->cfg->legacy_reconnect_min_ms : 1;
-    int64_t hi = s->cfg->legacy_reconnect_max_ms > lo ? s->cfg->legacy_reconnect_max_ms : lo;
-    int64_t base = lo;
-    for (int i = 1; i < s->attempts && base < hi; i++)
-        base *= 2;
-    if (base > hi)
-        base = hi;
     uint32_t r = 0;
-    random_bytes(&r, sizeof(r));
-    int64_t jitter = base / 5;
-    int64_t delay = base - jitter + (int64_t)(r % (uint32_t)(2 * jitter + 1));
-    return delay > hi ? hi : delay < 1 ? 1 : delay;
+    if (random_bytes(&r, sizeof(r)) != 0)
+        r = 0; /* no jitter this time: still the right schedule */
+    return backoff_delay(s->cfg->legacy_reconnect_min_ms, s->cfg->legacy_reconnect_max_ms,
+                         s->attempts > 0 ? (unsigned)(s->attempts - 1) : 0, r);
 }
 
 static void connection_lost(struct session *s, const char *why)

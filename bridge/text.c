@@ -3,6 +3,7 @@
 #include "bridge/text.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/util.h"
@@ -155,4 +156,105 @@ char *text_from_legacy(const char *in, size_t len)
 char *text_from_legacy_str(const char *in)
 {
     return in ? text_from_legacy(in, strlen(in)) : NULL;
+}
+
+/* ---- cutting long text ---- */
+
+/* What the character at p (*len bytes, set here) takes in an XML text node written by
+ * lib/xml.c: references for & < > and CR, U+FFFD for each byte that is no character. */
+static size_t char_cost(const unsigned char *p, const unsigned char *end, size_t *len)
+{
+    uint32_t cp;
+    size_t n = decode(p, end, &cp);
+    *len = n;
+    if (n > 1)
+        return cp == REPLACEMENT && !(n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] == 0xbd) ? 3 * n : n;
+    switch (p[0]) {
+    case '&':
+    case '\r':
+        return 5;
+    case '<':
+    case '>':
+        return 4;
+    default:
+        return (p[0] < 0x20 && p[0] != '\t' && p[0] != '\n') || p[0] >= 0x80 ? 3 : 1;
+    }
+}
+
+/* Length of the next piece of at most max (escaped: as XML text; else bytes), ending at the
+ * first line break when stop_at_newline is set. */
+static size_t piece_len(const unsigned char *p, const unsigned char *end, size_t max,
+                        int escaped, int stop_at_newline)
+{
+    size_t cost = 0, i = 0, after_nl = 0, after_sp = 0;
+    while (p + i < end) {
+        if (stop_at_newline && p[i] == '\n')
+            return i + 1; /* the line ends here: its break does not count */
+        size_t n;
+        size_t c = char_cost(p + i, end, &n);
+        if (!escaped)
+            c = n;
+        if (cost + c > max)
+            break;
+        cost += c;
+        i += n;
+        if (p[i - 1] == '\n')
+            after_nl = i;
+        else if (p[i - 1] == ' ')
+            after_sp = i;
+    }
+    if (p + i == end)
+        return i;
+    if (i == 0) { /* one character larger than max: it goes alone */
+        size_t n;
+        char_cost(p, end, &n);
+        return n;
+    }
+    size_t floor = i - i / 4;
+    if (after_nl >= floor)
+        return after_nl;
+    return after_sp >= floor ? after_sp : i;
+}
+
+char **text_split(const char *text, size_t max_bytes)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + strlen(text);
+    size_t max = max_bytes < 16 ? 16 : max_bytes, count = 0, cap = 4;
+    char **pieces = xmalloc(cap * sizeof(*pieces));
+    do {
+        size_t n = piece_len(p, end, max, 1, 0);
+        if (count + 2 > cap) {
+            cap *= 2;
+            pieces = xrealloc(pieces, cap * sizeof(*pieces));
+        }
+        pieces[count++] = xstrndup((const char *)p, n);
+        p += n;
+    } while (p < end);
+    pieces[count] = NULL;
+    return pieces;
+}
+
+void text_pieces_free(char **pieces)
+{
+    for (size_t i = 0; pieces && pieces[i]; i++)
+        free(pieces[i]);
+    free(pieces);
+}
+
+char *text_wrap(const char *text, size_t max_bytes)
+{
+    const unsigned char *p = (const unsigned char *)text, *end = p + strlen(text);
+    size_t max = max_bytes < 16 ? 16 : max_bytes;
+    /* At most one added line break per max bytes. */
+    char *out = xmalloc(strlen(text) + strlen(text) / max + 2), *w = out;
+    while (p < end) {
+        size_t n = piece_len(p, end, max, 0, 1);
+        memcpy(w, p, n);
+        w += n;
+        p += n;
+        if (p < end && w[-1] != '\n')
+            *w++ = '\n';
+    }
+    *w = '\0';
+    return out;
 }

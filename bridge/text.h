@@ -23,4 +23,19 @@ char *text_from_legacy(const char *in, size_t len);
 /* The same for a NUL-terminated string; NULL gives NULL. */
 char *text_from_legacy_str(const char *in);
 
+/* Splits text (UTF-8) into pieces that each take at most max_bytes once written as an XML
+ * text node by lib/xml.c (& is 5 bytes there, < and > 4), so that a long legacy message fits
+ * the XMPP server's stanza limit. Cuts only between characters, and within the last quarter
+ * of a piece after a line break, else after a space, when there is one: the pieces joined
+ * give text back exactly. max_bytes below 16 counts as 16. Returns a new NULL-terminated
+ * array of new strings (at least one; free with text_pieces_free). */
+char **text_split(const char *text, size_t max_bytes);
+void text_pieces_free(char **pieces);
+
+/* Returns a new string: text with a line break added wherever a line would be longer than
+ * max_bytes (of UTF-8), cutting between characters and after a space when one is in the
+ * last quarter of the line: for networks whose lines have a limit (IRC). Removing the added
+ * line breaks gives text back. max_bytes below 16 counts as 16. */
+char *text_wrap(const char *text, size_t max_bytes);
+
 #endif

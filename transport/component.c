@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "lib/backoff.h"
 #include "lib/jid.h"
 #include "lib/log.h"
 #include "lib/mailbox.h"
@@ -23,6 +25,28 @@
 #define OUT_HIGH_WATER (64 * 1024) /* stop draining the queue while this much is unwritten */
 #define STREAM_CLOSE "</stream:stream>"
 #define NS_PING "urn:xmpp:ping"
+#define NS_DELAY "urn:xmpp:delay"
+
+/* A stanza waiting in the outbound queue, with when it was queued. */
+struct queued {
+    xn_t *stanza;
+    int64_t queued_at; /* the component's clock */
+    int64_t wall_ms;   /* Unix time, for a delay stamp */
+};
+
+static void unref_msg(void *msg)
+{
+    struct queued *q = msg;
+    xn_unref(q->stanza);
+    free(q);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* What a parser callback decided; acted on once xs_feed() has returned. */
 enum verdict { V_NONE = 0, V_RECONNECT, V_FATAL };
@@ -43,6 +67,7 @@ struct component {
     int cap_warned;    /* the cap warning was logged during this outage */
     int64_t next_attempt;
     int64_t state_since;
+    int64_t up_since; /* when the link last came up */
     int64_t last_read, last_write;
     int ping_pending;
     int64_t ping_sent;
@@ -103,14 +128,7 @@ unsigned component_attempts(const component_t *c)
 
 int64_t component_backoff(int min_ms, int max_ms, unsigned attempt, uint32_t random)
 {
-    int64_t min = min_ms > 0 ? min_ms : 1, max = max_ms > min ? max_ms : min;
-    int64_t base = min;
-    for (unsigned i = 0; i < attempt && base < max; i++)
-        base *= 2;
-    if (base > max)
-        base = max;
-    int64_t delay = base - (int64_t)(random % (uint64_t)(base / 4 + 1));
-    return delay < min ? min : delay;
+    return backoff_delay(min_ms, max_ms, attempt, random); /* the legacy logins' schedule too */
 }
 
 /* ---- output ---- */
@@ -295,14 +313,37 @@ static void write_stanza(component_t *c, const xn_t *stanza)
     free(text);
 }
 
+/* A message that waited in the queue for a link tells the owner when it was meant to
+ * arrive (XEP-0203), unless it says so already. Only messages with a body: the sender's
+ * words, not errors or chat states. The queue holds the only reference, so the stanza may be
+ * changed here. */
+static void stamp_delay(const component_t *c, xn_t *stanza, int64_t wall_ms)
+{
+    const char *type = xn_attr(stanza, "type");
+    if (stanza_kind(stanza) != STANZA_MESSAGE || (type && strcmp(type, "error") == 0) ||
+        !xn_child(stanza, NULL, "body") || xn_child(stanza, NS_DELAY, "delay"))
+        return;
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    char stamp[32];
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    xn_t *delay = xn_add_child(stanza, NS_DELAY, "delay");
+    xn_set_attr(delay, "from", c->domain);
+    xn_set_attr(delay, "stamp", stamp);
+}
+
 /* Moves queued stanzas to the output while the link is up and the output is not backed up. */
 static void drain_queue(component_t *c, size_t high_water)
 {
     void *msg;
     while (c->state == COMPONENT_UP && out_pending(c) < high_water &&
            mb_recv(c->queue, &msg, 0) == MB_OK) {
-        write_stanza(c, msg);
-        xn_unref(msg);
+        struct queued *q = msg;
+        if (q->queued_at < c->up_since) /* it waited for the link */
+            stamp_delay(c, q->stanza, q->wall_ms);
+        write_stanza(c, q->stanza);
+        unref_msg(q);
     }
 }
 
@@ -337,9 +378,14 @@ int component_send(component_t *c, xn_t *stanza)
 {
     int rc = check_outbound(c, stanza);
     if (rc == 0) {
-        int mb = mb_send(c->queue, stanza);
+        struct queued *q = xmalloc(sizeof(*q));
+        q->stanza = stanza;
+        q->queued_at = now(c);
+        q->wall_ms = wall_ms();
+        int mb = mb_send(c->queue, q);
         if (mb == MB_OK)
             return COMPONENT_OK;
+        free(q);
         rc = mb == MB_EFULL ? COMPONENT_EFULL : COMPONENT_ECLOSED;
         log_warnx(TAG, "dropping <%s> to %s: the outbound queue is %s", xn_name(stanza),
                   xn_attr(stanza, "to"), mb == MB_EFULL ? "full" : "closed");
@@ -395,6 +441,7 @@ static void on_stream_open(void *ctx, const xn_t *stream)
 static void link_up(component_t *c)
 {
     set_state(c, COMPONENT_UP);
+    c->up_since = c->state_since;
     c->ever_up = 1;
     c->attempts = 0;
     c->cap_warned = 0;
@@ -819,10 +866,6 @@ void component_shutdown(component_t *c, int timeout_ms)
     set_state(c, COMPONENT_CLOSED);
 }
 
-static void unref_msg(void *msg)
-{
-    xn_unref(msg);
-}
 
 /* The server's domain for pings: ours without its first label ("irc.example.org" ->
  * "example.org"), or NULL for a single-label domain. */

@@ -11,6 +11,7 @@ import unittest
 
 import ferrytest as ft
 from ferrytest import NS, COMPONENT
+from test_register import SlowIrcServer
 
 NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
 NS_NICK = 'http://jabber.org/protocol/nick'
@@ -36,6 +37,27 @@ def is_message(el, frm, type_=None):
 
 def body_of(el):
     return el.findtext(c_tag('body'))
+
+
+def show_of(el):
+    return el.findtext(c_tag('show'))
+
+
+REMOVE = "<query xmlns='%s'><remove/></query>" % NS['register']
+ERROR_PRESENCE = ("<presence to='%s' type='error'><error type='cancel'><remote-server-not-found "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>" % COMPONENT)
+
+
+def component_presences(prosody, to):
+    """(from, type) of every presence to `to` that Prosody received from the component, from
+    its debug log: Prosody passes an unsubscribe or unsubscribed on to the client only when it
+    changes the roster, so the log is where every one of them shows."""
+    out = []
+    for m in re.finditer(r'Received\[component\]: (<presence\b[^>]*>)', prosody.log_text()):
+        attrs = dict(re.findall(r"""(\w+)=['"]([^'"]*)['"]""", m.group(1)))
+        if attrs.get('to') == to:
+            out.append((attrs.get('from'), attrs.get('type')))
+    return out
 
 
 ESCAPED = ' "&\'/:<>@'
@@ -326,6 +348,49 @@ class SessionTest(SessionCase):
         c.presence(jid, 'unsubscribe')
         c.wait_for(lambda e: is_presence(e, jid, 'unavailable'), 10, 'unavailable from gus')
 
+    def test_remove_while_online_ends_the_session_with_goodbyes(self):
+        """issue 4: <remove/> while the session runs: the legacy session ends (the IRC side
+        sees the owner leave), and the transport and every stored contact send unsubscribe,
+        unsubscribed and unavailable."""
+        peer = self.irc(self.ngircd, 'remy')
+        c = self.owner(self.prosody, 'rhea')
+        bare = c.jid.split('/')[0]
+        remy = self.subscribe(c, 'remy')
+        c.wait_for(lambda e: is_presence(e, remy), 10, 'remy available')
+        rollo = self.subscribe(c, 'rollo')  # not on IRC: a stored contact all the same
+        self.wait_irc(peer, 'rhea')
+        r = c.iq('set', COMPONENT, REMOVE, timeout=20)
+        self.assertEqual(r.get('type'), 'result', ft.to_string(r))
+        self.wait_irc(peer, 'rhea', present=False)
+        for type_ in ('unsubscribe', 'unsubscribed', 'unavailable'):
+            c.wait_for(lambda e: is_presence(e, COMPONENT, type_), 10, type_ + ' from transport')
+        # The owner followed the contacts (subscription "to"): Prosody passes unsubscribed on.
+        for jid in (remy, rollo):
+            c.wait_for(lambda e: is_presence(e, jid, 'unsubscribed'), 10, 'unsubscribed ' + jid)
+        c.wait_for(lambda e: is_presence(e, remy, 'unavailable'), 10, 'remy unavailable')
+        want = {(jid, t) for jid in (remy, rollo, COMPONENT)
+                for t in ('unsubscribe', 'unsubscribed', 'unavailable')}
+        ft.wait_until(lambda: want <= set(component_presences(self.prosody, bare)), 5,
+                      'every goodbye in the Prosody log')
+        self.ferry.wait_log(r'rhea@localhost: unregistered \(2 contacts\)')
+        # Unregistered: a presence to the transport starts nothing.
+        c.presence(COMPONENT)
+        self.no_stanza(c, lambda e: is_presence(e, COMPONENT))
+        self.assertNotIn('rhea@localhost: session started',
+                         self.ferry.log_text().split('rhea@localhost: unregistered')[1])
+
+    def test_error_presence_from_the_owner_ends_the_session(self):
+        """issue 5: a presence of type error from the owner's side ends the session: legacy
+        logout, the transport goes unavailable."""
+        peer = self.irc(self.ngircd, 'ezpal')
+        c = self.owner(self.prosody, 'ezra')
+        self.wait_irc(peer, 'ezra')
+        c.send(ERROR_PRESENCE)
+        c.wait_for(lambda e: is_presence(e, COMPONENT, 'unavailable'), 10,
+                   'the transport unavailable')
+        self.wait_irc(peer, 'ezra', present=False)
+        self.ferry.wait_log(r'ezra@localhost: session ended')
+
     def test_errors_without_a_session(self):
         stranger = self.prosody.client('stranger')
         self.addCleanup(stranger.disconnect)
@@ -469,7 +534,43 @@ class FatalLoginTest(SessionCase):
         self.assertEqual(r.get('type'), 'result', ft.to_string(r))
 
 
+class SlowLoginTest(SessionCase):
+    """A legacy server that takes its time to welcome a client (SlowIrcServer, of
+    test_register): longer than [legacy] early_presence_timeout, shorter than login_timeout."""
+
+    DELAY = 2.5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.prosody = ft.Prosody()
+        cls.addClassCleanup(cls.prosody.close)
+        cls.prosody.start()
+        cls.irc_server = SlowIrcServer(delay=cls.DELAY)
+        cls.addClassCleanup(cls.irc_server.close)
+        cls.ferry = ft.Ferry(cls.prosody, None, overrides={
+            'legacy': {'port': cls.irc_server.port, 'early_presence_timeout': '1',
+                       'login_timeout': '20'}})
+        cls.addClassCleanup(cls.ferry.close)
+        cls.ferry.start()
+
+    def test_early_presence_expires_with_a_log_line(self):
+        """issue 5: presence for a contact sent before the sign-on waits at most
+        early_presence_timeout, then is dropped with a log line, and not replayed."""
+        c = self.owner(self.prosody, 'tess', approve=False)  # the session's login is under way
+        nemo = contact('nemo')
+        started = time.monotonic()
+        c.presence(nemo, 'probe')
+        self.ferry.wait_log(r'tess@localhost: presence probe to %s from before the sign-on '
+                            r'expired' % re.escape(nemo), 10)
+        self.assertLess(time.monotonic() - started, self.DELAY, 'the login finished first')
+        self.wait_signed_on(c, 15)
+        self.no_stanza(c, lambda e: e.get('from') == nemo)
+
+
 LEGACY = 'legacy.localhost'
+# A legacy user name in Hebrew letters is a valid node; the contact's name adds '@' and the
+# Latin letters of the domain, which nodeprep's bidi rule refuses in one node (RFC 3454 6).
+BIDI_USER = '\u05d0\u05d1\u05d2'
 
 
 class XmppLegacyTest(SessionCase):
@@ -483,7 +584,8 @@ class XmppLegacyTest(SessionCase):
         cls.addClassCleanup(cls.prosody.close)
         cls.prosody.start()
         cls.passwords = {}
-        for user in ('lbob', 'carol', 'dave', 'lgina', 'hugo'):
+        for user in ('lbob', 'carol', 'dave', 'lgina', 'hugo', 'lpat', 'quinn', 'lrosa',
+                     'sven', 'luma', BIDI_USER):
             cls.passwords[user] = cls.legacy_register(user)
         cls.ferry = ft.Ferry(cls.prosody, None, overrides={'legacy': {
             'protocol': 'prpl-jabber', 'name': 'XMPP', 'server': LEGACY,
@@ -494,7 +596,8 @@ class XmppLegacyTest(SessionCase):
 
     @classmethod
     def legacy_register(cls, user):
-        password = 'legacy-' + user
+        # (SASLprep refuses a password that mixes Latin and right-to-left letters)
+        password = 'legacy-' + (user if user.isascii() else user.encode().hex())
         r = ft.subprocess.run([ft.PROSODYCTL, '--config', cls.prosody.config, 'register', user,
                                LEGACY, password], stdin=ft.subprocess.DEVNULL,
                               stdout=ft.subprocess.PIPE, stderr=ft.subprocess.STDOUT,
@@ -581,6 +684,90 @@ class XmppLegacyTest(SessionCase):
         c.wait_for(lambda e: is_presence(e, carol) and
                    e.findtext(c_tag('show')) == 'away', 15, 'carol away again')
         self.no_stanza(c, lambda e: e.get('type') == 'subscribe')
+
+    def follow_each_other(self, c, legacy_user, owner_legacy):
+        """The owner follows legacy_user (whose client accepts by itself) and agrees to be
+        followed back. Returns (the legacy user's client, the contact's JID)."""
+        lc = self.legacy_client(legacy_user)
+        lc.presence()
+        jid = self.subscribe(c, '%s@%s' % (legacy_user, LEGACY))
+        c.wait_for(lambda e: is_presence(e, jid), 10, legacy_user + ' available')
+        lc.presence(owner_legacy, 'subscribe')
+        c.wait_for(lambda e: is_presence(e, jid, 'subscribe'), 10, 'subscribe from ' + jid)
+        c.presence(jid, 'subscribed')
+        lc.wait_for(lambda e: is_presence(e, owner_legacy, 'subscribed'), 10,
+                    owner_legacy + ' accepting ' + legacy_user)
+        return lc, jid
+
+    def test_xmpp_presence_states_both_ways(self):
+        """issue 5: extended away, busy and offline reach the owner from a legacy contact; the
+        owner's dnd and xa reach the legacy contact."""
+        c = self.owner(self.prosody, 'pat', register=False)
+        self.register(c, 'lpat', self.passwords['lpat'])
+        self.wait_signed_on(c)
+        lpat = 'lpat@' + LEGACY
+        q, quinn = self.follow_each_other(c, 'quinn', lpat)
+
+        def from_lpat(show):
+            return lambda e: (e.tag == c_tag('presence') and e.get('type') is None and
+                              (e.get('from') or '').startswith(lpat + '/') and
+                              show_of(e) == show)
+        c.presence(payload='<show>dnd</show><status>in a meeting</status>')
+        p = q.wait_for(from_lpat('dnd'), 10, 'lpat busy')
+        self.assertEqual(p.findtext(c_tag('status')), 'in a meeting')
+        c.presence(payload='<show>xa</show><status>on holiday</status>')
+        p = q.wait_for(from_lpat('xa'), 10, 'lpat extended away')
+        self.assertEqual(p.findtext(c_tag('status')), 'on holiday')
+
+        q.presence(payload='<show>xa</show><status>gone fishing</status>')
+        p = c.wait_for(lambda e: is_presence(e, quinn) and show_of(e) == 'xa', 10, 'quinn xa')
+        self.assertEqual((p.get('to'), p.findtext(c_tag('status'))),
+                         (c.jid.split('/')[0], 'gone fishing'))
+        q.presence(payload='<show>dnd</show>')
+        p = c.wait_for(lambda e: is_presence(e, quinn) and show_of(e) == 'dnd', 10, 'quinn dnd')
+        self.assertIsNone(p.find(c_tag('status')), ft.to_string(p))
+        q.presence(type_='unavailable')
+        c.wait_for(lambda e: is_presence(e, quinn, 'unavailable'), 10, 'quinn offline')
+
+    def test_xmpp_remove_says_goodbye_from_every_contact(self):
+        """issue 4: <remove/> while the session runs, with a contact the owner follows and is
+        followed by: the owner receives unsubscribe and unsubscribed from the contact and from
+        the transport, and the legacy account goes offline."""
+        c = self.owner(self.prosody, 'rosa', register=False)
+        self.register(c, 'lrosa', self.passwords['lrosa'])
+        self.wait_signed_on(c)
+        lrosa = 'lrosa@' + LEGACY
+        sv, sven = self.follow_each_other(c, 'sven', lrosa)
+        r = c.iq('set', COMPONENT, REMOVE, timeout=20)
+        self.assertEqual(r.get('type'), 'result', ft.to_string(r))
+        for frm in (sven, COMPONENT):
+            for type_ in ('unsubscribe', 'unsubscribed', 'unavailable'):
+                c.wait_for(lambda e: is_presence(e, frm, type_), 10, '%s from %s' % (type_, frm))
+        sv.wait_for(lambda e: e.tag == c_tag('presence') and e.get('type') == 'unavailable' and
+                    (e.get('from') or '').startswith(lrosa + '/'), 10, 'lrosa offline')
+        self.ferry.wait_log(r'rosa@localhost: unregistered \(1 contacts\)')
+
+    def test_xmpp_remove_reaches_a_contact_without_a_node_of_its_own(self):
+        """issue 4: a stored contact whose legacy name has no JID node of its own (it goes by
+        a digest node) says goodbye on <remove/> all the same."""
+        c = self.owner(self.prosody, 'uma', register=False)
+        self.register(c, 'luma', self.passwords['luma'])
+        self.wait_signed_on(c)
+        lc = self.legacy_client(BIDI_USER)
+        lc.presence()
+        lc.message('luma@' + LEGACY, 'from a bidi name')
+        m = c.wait_for(lambda e: e.tag == c_tag('message') and body_of(e) == 'from a bidi name',
+                       10, 'message from the bidi name')
+        jid = m.get('from')
+        self.assertTrue(jid.startswith('\\5cx') and jid.endswith('@' + COMPONENT), jid)
+        c.presence(jid, 'subscribe')
+        c.wait_for(lambda e: is_presence(e, jid, 'subscribed'), 10, 'subscribed from ' + jid)
+        r = c.iq('set', COMPONENT, REMOVE, timeout=20)
+        self.assertEqual(r.get('type'), 'result', ft.to_string(r))
+        c.wait_for(lambda e: is_presence(e, jid, 'unsubscribed'), 10, 'unsubscribed from ' + jid)
+        bare = c.jid.split('/')[0]
+        ft.wait_until(lambda: (jid, 'unsubscribe') in component_presences(self.prosody, bare),
+                      5, 'unsubscribe from %s in the Prosody log' % jid)
 
     def test_xmpp_message_from_a_resource(self):
         """A legacy XMPP contact writes from a full JID (with a resource): the owner sees the

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -725,6 +726,45 @@ static void test_queue_order_across_reconnect(void **state)
                       "<message from='" DOMAIN "' to='" USER "' id='5'/>");
 }
 
+/* A message with a body that waited in the queue for the link carries an XEP-0203 stamp from
+ * the transport; what was queued while the link was up, errors and chat states do not. */
+static void test_waiting_messages_are_stamped(void **state)
+{
+    struct fx *f = *state;
+    xn_t *m = message("bob@" DOMAIN, USER, "1");
+    xn_add_child_text(m, NULL, "body", "waited");
+    assert_int_equal(component_send(f->c, m), COMPONENT_OK);
+    m = message("bob@" DOMAIN, USER, "2");
+    xn_add_child(m, "http://jabber.org/protocol/chatstates", "composing");
+    assert_int_equal(component_send(f->c, m), COMPONENT_OK);
+    m = message("bob@" DOMAIN, USER, "3");
+    xn_set_attr(m, "type", "error");
+    xn_add_child_text(m, NULL, "body", "bounced");
+    assert_int_equal(component_send(f->c, m), COMPONENT_OK);
+    f->clock += 5000;
+    bring_up(f);
+    char *got = drain(f);
+    time_t t = time(NULL);
+    struct tm tm;
+    char stamp[64];
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof(stamp), "' stamp='%Y-%m-%dT%H:", &tm);
+    const char *delay = strstr(got, "<body>waited</body><delay xmlns='urn:xmpp:delay' from='"
+                                    DOMAIN "' stamp='");
+    assert_non_null(delay);
+    assert_non_null(strstr(delay, stamp + strlen("' stamp='")));
+    /* One stamp only: not on the chat state (id 2) nor on the error (id 3). */
+    assert_null(strstr(strstr(delay, "urn:xmpp:delay") + 1, "urn:xmpp:delay"));
+    assert_non_null(strstr(got, "id='3'"));
+    free(got);
+    m = message("bob@" DOMAIN, USER, "4");
+    xn_add_child_text(m, NULL, "body", "at once");
+    assert_int_equal(component_send(f->c, m), COMPONENT_OK);
+    assert_int_equal(component_on_queue(f->c), COMPONENT_OK);
+    expect_written(f, "<message from='bob@" DOMAIN "' to='" USER "' id='4'><body>at once</body>"
+                      "</message>");
+}
+
 static void test_outbound_addresses_checked(void **state)
 {
     struct fx *f = *state;
@@ -874,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_order_across_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_messages_are_stamped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_addresses_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_outbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bridge/text.h"
+#include "lib/xml.h"
 
 #define FFFD "\xef\xbf\xbd"
 
@@ -174,6 +175,103 @@ static void test_any_bytes_give_xml_text(void **state)
     }
 }
 
+/* The size of s written as the text of an element by lib/xml.c. */
+static size_t escaped_size(const char *s)
+{
+    if (!*s)
+        return 0;
+    xn_t *x = xn_new(NULL, "b");
+    xn_add_text(x, s, strlen(s));
+    size_t len;
+    char *out = xn_serialize(x, NULL, XN_SER_DEFAULT, &len);
+    free(out);
+    xn_unref(x);
+    return len - strlen("<b></b>");
+}
+
+static char *join(char **pieces)
+{
+    size_t len = 0;
+    for (size_t i = 0; pieces[i]; i++)
+        len += strlen(pieces[i]);
+    char *out = calloc(1, len + 1);
+    for (size_t i = 0; pieces[i]; i++)
+        strcat(out, pieces[i]);
+    return out;
+}
+
+static void test_split_examples(void **state)
+{
+    char **p = text_split("short", 100);
+    assert_string_equal(p[0], "short");
+    assert_null(p[1]);
+    text_pieces_free(p);
+    /* After a space in the last quarter; the space stays with the first piece. */
+    p = text_split("aaaaaaaaaaaaa bbbbbbbbbbbbb ccc", 16);
+    assert_string_equal(p[0], "aaaaaaaaaaaaa ");
+    assert_string_equal(p[1], "bbbbbbbbbbbbb ");
+    assert_string_equal(p[2], "ccc");
+    assert_null(p[3]);
+    text_pieces_free(p);
+    /* & takes five bytes written, < and > four: 4 + 5 + 4 + 1 = 14, then the rest. */
+    p = text_split("<&>x<&>y", 16);
+    assert_string_equal(p[0], "<&>x");
+    assert_string_equal(p[1], "<&>y");
+    text_pieces_free(p);
+    /* Never inside a character: the euro sign (3 bytes) moves whole. */
+    p = text_split("123456789012345\xe2\x82\xac", 16);
+    assert_string_equal(p[0], "123456789012345");
+    assert_string_equal(p[1], "\xe2\x82\xac");
+    text_pieces_free(p);
+}
+
+static void test_split_any_text_fits_and_joins(void **state)
+{
+    static const char *const parts[] = {"a", "b ", "&", "<", ">", "\n", "\xc3\xa9",
+                                        "\xe2\x98\x83", "\xf0\x9f\x98\x80", " ", "\t"};
+    uint32_t seed = 99;
+    for (int round = 0; round < 2000; round++) {
+        char text[2048] = "";
+        size_t n = (size_t)(round % 300);
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            strcat(text, parts[(seed >> 16) % (sizeof(parts) / sizeof(parts[0]))]);
+        }
+        size_t max = 16 + (size_t)(round % 50);
+        char **pieces = text_split(text, max);
+        for (size_t i = 0; pieces[i]; i++) {
+            if (escaped_size(pieces[i]) > max)
+                fail_msg("max %zu: piece [%s] takes %zu", max, pieces[i], escaped_size(pieces[i]));
+            assert_true(pieces[i][0] != '\0' || (i == 0 && !pieces[1]));
+        }
+        char *joined = join(pieces);
+        assert_string_equal(joined, text);
+        free(joined);
+        text_pieces_free(pieces);
+        char *wrapped = text_wrap(text, max);
+        char *line = wrapped, *nl;
+        do {
+            nl = strchr(line, '\n');
+            assert_true((size_t)(nl ? nl - line : (ptrdiff_t)strlen(line)) <= max);
+            line = nl + 1;
+        } while (nl);
+        free(wrapped);
+    }
+}
+
+static void test_wrap_examples(void **state)
+{
+    char *w = text_wrap("one two three four five six seven", 16);
+    assert_string_equal(w, "one two three \nfour five six \nseven");
+    free(w);
+    w = text_wrap("short\nlines\nstay", 16);
+    assert_string_equal(w, "short\nlines\nstay");
+    free(w);
+    w = text_wrap("0123456789abcdef0123\n", 16);
+    assert_string_equal(w, "0123456789abcdef\n0123\n");
+    free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +281,9 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8_repaired),
         cmocka_unit_test(test_str_variant),
         cmocka_unit_test(test_any_bytes_give_xml_text),
+        cmocka_unit_test(test_split_examples),
+        cmocka_unit_test(test_split_any_text_fits_and_joins),
+        cmocka_unit_test(test_wrap_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
