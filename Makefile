@@ -40,7 +40,7 @@ CORE_OBJS := $(CORE_SRC:%.c=$(BUILD)/%.o)
 lib_objs = $(addprefix $(BUILD)/lib/,$(addsuffix .o,$(1)))
 
 # ---- unit tests: each binary lists the objects it needs, so one module's tests build alone ----
-UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native test_text test_session test_search test_backoff
+UNIT_TESTS := test_util test_log test_xml test_xstream test_jid test_config test_mailbox test_crypto test_store test_component test_router test_native test_text test_session test_search test_backoff test_stanza
 LIB_BASE := util log
 $(BUILD)/tests/test_util: $(call lib_objs,$(LIB_BASE))
 $(BUILD)/tests/test_log: $(call lib_objs,$(LIB_BASE))
@@ -49,6 +49,7 @@ $(BUILD)/tests/test_xstream: $(call lib_objs,$(LIB_BASE) xml xstream)
 $(BUILD)/tests/test_jid: $(call lib_objs,$(LIB_BASE) jid)
 $(BUILD)/tests/test_config: $(call lib_objs,$(LIB_BASE) config)
 $(BUILD)/tests/test_mailbox: $(call lib_objs,$(LIB_BASE) mailbox)
+$(BUILD)/tests/test_stanza: $(call lib_objs,$(LIB_BASE) xml stanza)
 $(BUILD)/tests/test_backoff: $(call lib_objs,$(LIB_BASE) backoff)
 $(BUILD)/tests/test_native: $(NATIVE_SRC:%.c=$(BUILD)/%.o) $(call lib_objs,$(LIB_BASE) mailbox)
 TRANSPORT_TEST_OBJS := $(addprefix $(BUILD)/transport/,component.o router.o service.o) \
@@ -64,12 +65,14 @@ $(BUILD)/tests/test_search: $(addprefix $(BUILD)/bridge/,search.o vcard.o text.o
 	$(BUILD)/native/commands.o $(call lib_objs,$(LIB_BASE) xml xstream jid stanza)
 
 # ---- fuzz targets (clang, libFuzzer): each lists the sources it is built from ----
-FUZZ_TARGETS := fuzz_stream fuzz_jid fuzz_config
+FUZZ_TARGETS := fuzz_stream fuzz_jid fuzz_config fuzz_router
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
 fuzz_stream_SRC := lib/util.c lib/log.c lib/xml.c lib/xstream.c
 fuzz_jid_SRC := lib/util.c lib/log.c lib/jid.c
 fuzz_config_SRC := lib/util.c lib/log.c lib/config.c
+fuzz_router_SRC := lib/util.c lib/log.c lib/xml.c lib/xstream.c lib/jid.c lib/stanza.c \
+	transport/router.c transport/service.c
 
 .PHONY: all deps check check-build check-unit check-fuzz check-e2e asan fuzz bench demo install \
 	clean format
@@ -120,6 +123,30 @@ check-fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 
 check-e2e: $(BUILD)/ferry
 	@tests/run e2e $(BUILD)/results $(BUILD)/ferry
+
+# The end-to-end suite with Ferry under valgrind (not part of check: slow). The harness does not
+# look at Ferry's exit status, so valgrind writes each Ferry process's report to its own file
+# under $(BUILD)/valgrind and any non-empty report fails the target. Absolute paths: Ferry runs
+# in its test's directory. VALGRIND_E2E lists the modules (run.py names); none is excluded.
+VALGRIND_E2E ?= test_service test_register test_sessions test_link test_cli test_search
+VALGRIND_FERRY = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tests/unit/libpurple.supp \
+	--suppressions=$(CURDIR)/tests/valgrind-ferry.supp --num-callers=40 \
+	--trace-children=no --log-file=$(CURDIR)/$(BUILD)/valgrind/ferry.%p.log
+.PHONY: check-valgrind soak
+check-valgrind: deps $(BUILD)/ferry
+	@rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
+	@FERRY_BINARY=$(CURDIR)/$(BUILD)/ferry FERRY_E2E_TIMEOUT=300 \
+	FERRY_E2E_WRAPPER='$(VALGRIND_FERRY)' $(PYTHON) tests/e2e/run.py $(VALGRIND_E2E); rc=$$?; \
+	bad=$$(find $(BUILD)/valgrind -name 'ferry.*.log' -size +0); \
+	for f in $$bad; do echo "== valgrind report $$f"; cat $$f; done; \
+	echo "valgrind: $$(ls $(BUILD)/valgrind | wc -l) Ferry processes, $$(echo $$bad | wc -w) with errors"; \
+	[ $$rc -eq 0 ] && [ -z "$$bad" ]
+
+# Not part of check: 100 owners talk with IRC peers for SOAK_SECONDS; prints counts and RSS.
+SOAK_SECONDS ?= 600
+soak: deps $(BUILD)/ferry
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) bench/soak.py --ferry $(BUILD)/ferry
 
 # libpurple is built without frame pointers: the slow unwinder is needed for the suppressions
 # (tests/lsan.supp) to see libpurple's own start-up leaks for what they are.
