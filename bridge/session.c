@@ -92,7 +92,7 @@ struct session {
     int status_sent;
     enum np_state sent_state;
     char *sent_status;
-    xn_t *waiting[MAX_WAITING];
+    xn_t **waiting; /* MAX_WAITING slots, made on first use: 2 kB most sessions never need */
     size_t nwaiting;
     struct early *early;
     size_t nearly;
@@ -728,6 +728,8 @@ static void contact_message(struct session *s, xn_t *m)
     if (s->leg == LEG_ONLINE) {
         send_im(s, c, m, body);
     } else if (s->leg == LEG_CONNECTING && s->nwaiting < MAX_WAITING) {
+        if (!s->waiting)
+            s->waiting = xcalloc(MAX_WAITING, sizeof(*s->waiting));
         s->waiting[s->nwaiting++] = xn_ref(m); /* sent after the sign-on */
     } else {
         bounce_message(s, m, s->leg == LEG_FAILED ? "not-authorized" : "recipient-unavailable",
@@ -753,6 +755,12 @@ static void owner_subscribes(struct session *s, struct contact *c)
     np_send(np_cmd_add_buddy(s->owner, c->legacy, c->alias, NULL));
     subscription_changed(s, c, c->sub == STORE_SUB_FROM || c->sub == STORE_SUB_BOTH
                                    ? STORE_SUB_BOTH : STORE_SUB_TO);
+    /* Where the legacy contact must consent (prpl-jabber), the answer comes later as
+     * NP_EV_BUDDY_AUTHORIZED (on_buddy_authorized; at once when it had consented before). The
+     * stored "to" is the memory of the request: an answer that arrives at a later login is
+     * still passed on, and a refusal takes it back. */
+    if (np_protocol_needs_authorization())
+        return;
     /* The legacy side accepts at once where it has no consent step (IRC). */
     send_subscription(s, c, "subscribed", NULL);
     send_contact_presence(s, c, NULL);
@@ -878,6 +886,34 @@ static void on_buddy_removed(struct session *s, const struct np_event *ev)
     send_subscription(s, c, "unsubscribe", NULL);
     send_subscription(s, c, "unsubscribed", NULL);
     contacts_forget(s->contacts, s->b->store, s->owner, c);
+}
+
+/* The legacy contact's answer to the owner's subscribe, or its later withdrawal. Passed on
+ * only while the owner follows (or asked to follow) the contact: anything else is an answer
+ * to a request the owner never made here. A refusal leaves the legacy buddy where the
+ * protocol leaves it (prpl-jabber: on the roster with no subscription, as the owner's server
+ * keeps the owner's roster item): removing it would also cancel the contact's subscription to
+ * the owner's presence, which the owner granted and the contact did not refuse. */
+static void on_buddy_authorized(struct session *s, const struct np_event *ev)
+{
+    struct contact *c = contacts_by_legacy(s->contacts, ev->u.authorized.who, 0);
+    if (!c || (c->sub != STORE_SUB_TO && c->sub != STORE_SUB_BOTH)) {
+        log_debug(TAG, "%s: %s from %s without a request: ignored", s->owner,
+                  ev->u.authorized.accepted ? "subscribed" : "unsubscribed",
+                  ev->u.authorized.who);
+        return;
+    }
+    if (ev->u.authorized.accepted) {
+        send_subscription(s, c, "subscribed", NULL);
+        send_contact_presence(s, c, NULL);
+        return;
+    }
+    if (c->shown)
+        send_subscription(s, c, "unavailable", NULL);
+    c->shown = 0;
+    send_subscription(s, c, "unsubscribed", NULL);
+    c->subscribe_sent = 1; /* the buddy stays listed: never offered to the owner again */
+    subscription_changed(s, c, c->sub == STORE_SUB_BOTH ? STORE_SUB_FROM : STORE_SUB_NONE);
 }
 
 static void on_auth_request(struct session *s, const struct np_event *ev)
@@ -1037,6 +1073,9 @@ static void on_event(struct session *s, struct np_event *ev)
         break;
     case NP_EV_AUTH_REQUEST:
         on_auth_request(s, ev);
+        break;
+    case NP_EV_BUDDY_AUTHORIZED:
+        on_buddy_authorized(s, ev);
         break;
     case NP_EV_USERINFO:
     case NP_EV_SEARCH_FORM:
@@ -1243,6 +1282,7 @@ void session_free(struct session *s)
     free(s->res);
     for (size_t i = 0; i < s->nwaiting; i++)
         xn_unref(s->waiting[i]);
+    free(s->waiting);
     for (size_t i = 0; i < s->nearly; i++)
         xn_unref(s->early[i].stanza);
     free(s->early);

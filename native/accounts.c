@@ -27,6 +27,7 @@ static struct {
     int64_t login_interval_ms; /* 0: no pacing */
     char separator;            /* between user name and server in the account name; 0: none */
     int password_optional;
+    int needs_authorization;
     struct legacy_option *options;
     size_t option_count;
 } legacy;
@@ -215,6 +216,11 @@ int np_legacy_load(const struct ferry_config *cfg, GPtrArray *problems)
         legacy.separator = purple_account_user_split_get_separator(info->user_splits->data);
     legacy.password_optional =
         (info->options & (OPT_PROTO_NO_PASSWORD | OPT_PROTO_PASSWORD_OPTIONAL)) != 0;
+    /* libpurple has no flag for "adding a buddy asks the contact": the answer is known only
+     * where native watches for it (events.c, the jabber-receiving-presence signal). Other
+     * protocols with a consent step (prpl-gg, prpl-novell) keep the old behaviour: the owner
+     * is answered at once. */
+    legacy.needs_authorization = strcmp(id, "prpl-jabber") == 0;
     load_options(cfg, info, problems);
     return problems->len == before ? 0 : -1;
 }
@@ -247,6 +253,12 @@ int np_legacy_request_timeout_ms(void)
 int np_password_required(void)
 {
     return legacy.protocol_id == NULL || !legacy.password_optional;
+}
+
+/* Written and read like password_optional. */
+int np_protocol_needs_authorization(void)
+{
+    return legacy.protocol_id != NULL && legacy.needs_authorization;
 }
 
 /* "alice" becomes "alice@server" for protocols whose account names carry the server. A user

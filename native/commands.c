@@ -309,6 +309,14 @@ struct np_event *np_event_auth_request(const char *owner, uint64_t id, const cha
     return ev;
 }
 
+struct np_event *np_event_buddy_authorized(const char *owner, const char *who, int accepted)
+{
+    struct np_event *ev = event_new(NP_EV_BUDDY_AUTHORIZED, owner);
+    ev->u.authorized.who = xstrdup(who);
+    ev->u.authorized.accepted = accepted ? 1 : 0;
+    return ev;
+}
+
 struct np_event *np_event_userinfo(const char *owner, uint64_t request_id, const char *who,
                                    enum np_req_status status, const char *error,
                                    const struct np_field *pairs, size_t pair_count)
@@ -387,6 +395,9 @@ static void event_free_body(struct np_event *ev)
         free(ev->u.auth.alias);
         free(ev->u.auth.message);
         break;
+    case NP_EV_BUDDY_AUTHORIZED:
+        free(ev->u.authorized.who);
+        break;
     case NP_EV_USERINFO:
         free(ev->u.userinfo.who);
         free(ev->u.userinfo.error);
@@ -438,6 +449,7 @@ const char *np_event_type_name(enum np_event_type type)
         [NP_EV_USERINFO] = "userinfo",
         [NP_EV_SEARCH_FORM] = "search-form",
         [NP_EV_SEARCH_RESULTS] = "search-results",
+        [NP_EV_BUDDY_AUTHORIZED] = "buddy-authorized",
     };
     if ((size_t)type >= FERRY_ARRAY_LEN(names) || !names[type])
         return "unknown";

@@ -368,6 +368,25 @@ static gboolean on_jabber_message(PurpleConnection *gc, const char *type, const 
     return FALSE; /* libpurple may still handle it */
 }
 
+/* A contact's answer to a subscription request (the owner's ADD_BUDDY): prpl-jabber takes it
+ * in silence (the roster push that follows changes nothing we report), so the session would
+ * never know whether to tell the owner subscribed or unsubscribed. Also a contact that later
+ * withdraws the owner's subscription sends unsubscribed. */
+static gboolean on_jabber_presence(PurpleConnection *gc, const char *type, const char *from,
+                                   xmlnode *presence, gpointer data)
+{
+    struct np_owner *owner = np_owner_of_gc(gc);
+    int accepted = g_strcmp0(type, "subscribed") == 0;
+    if (!owner || !from || (!accepted && g_strcmp0(type, "unsubscribed") != 0))
+        return FALSE;
+    char *who = np_contact_name(owner->account, from);
+    log_info(NP_TAG, "%s: %s %s the subscription", owner->id, who,
+             accepted ? "accepted" : "refused or withdrew");
+    np_post(owner, np_event_buddy_authorized(owner->id, who, accepted));
+    g_free(who);
+    return FALSE; /* libpurple handles it as before */
+}
+
 /* prpl-jabber opens its search form and reports search errors without saying for which
  * account; this signal fires before each stanza is handled and names the connection. */
 static void on_jabber_stanza(PurpleConnection *gc, gpointer packet, gpointer data)
@@ -396,6 +415,8 @@ void np_events_connect_signals(void)
                               PURPLE_CALLBACK(on_jabber_stanza), NULL);
         purple_signal_connect(jabber, "jabber-receiving-message", h,
                               PURPLE_CALLBACK(on_jabber_message), NULL);
+        purple_signal_connect(jabber, "jabber-receiving-presence", h,
+                              PURPLE_CALLBACK(on_jabber_presence), NULL);
     }
 }
 

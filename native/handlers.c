@@ -182,6 +182,22 @@ static PurpleGroup *group_named(const char *name)
     return group;
 }
 
+/* Whether the owner already sees buddy's presence on a network with a consent step. Then
+ * prpl-jabber sends no new request (its roster says subscription to or both) and no answer
+ * would come: the answer is posted at once. libpurple keeps the subscription private; what it
+ * shows is that the buddy is online, or (offline) the "not-authorized" emblem that prpl-jabber
+ * puts on a buddy whose subscription is missing or still pending. */
+static int already_authorized(PurpleAccount *account, PurpleBuddy *buddy)
+{
+    if (PURPLE_BUDDY_IS_ONLINE(buddy))
+        return 1;
+    PurplePlugin *prpl = purple_find_prpl(purple_account_get_protocol_id(account));
+    PurplePluginProtocolInfo *info = prpl ? PURPLE_PLUGIN_PROTOCOL_INFO(prpl) : NULL;
+    if (!info || !info->list_emblem)
+        return 0;
+    return g_strcmp0(info->list_emblem(buddy), "not-authorized") != 0;
+}
+
 static void handle_add_buddy(const struct np_cmd *cmd)
 {
     struct np_owner *owner = np_owner_find(cmd->owner);
@@ -190,6 +206,8 @@ static void handle_add_buddy(const struct np_cmd *cmd)
     PurpleAccount *account = owner->account;
     const char *who = cmd->u.buddy.who;
     PurpleBuddy *buddy = purple_find_buddy(account, who);
+    int known = buddy != NULL && purple_account_is_connected(account) &&
+                np_protocol_needs_authorization() && already_authorized(account, buddy);
     owner->own_change = 1;
     /* A buddy already on the local list (from a roster push) is sent to the server again:
      * the owner's subscribe must still reach the network, which asks the contact's consent. */
@@ -200,6 +218,8 @@ static void handle_add_buddy(const struct np_cmd *cmd)
     if (purple_account_is_connected(account))
         purple_account_add_buddy(account, buddy);
     owner->own_change = 0;
+    if (known)
+        np_post(owner, np_event_buddy_authorized(owner->id, purple_buddy_get_name(buddy), 1));
 }
 
 static void handle_remove_buddy(const struct np_cmd *cmd)

@@ -1,8 +1,14 @@
 /* The native thread: GLib's main loop running libpurple headless, fed by a command queue.
  *
- * Other threads only ever touch the queue (under a lock) and wake the loop with g_idle_add,
- * which is safe from any thread for the default main context. g_main_context_invoke would not
- * do: with no thread owning the context it runs the function on the caller's thread. */
+ * Other threads only ever touch the queue (under a lock) and wake the loop by making a source
+ * ready (g_source_set_ready_time takes the context's lock and wakes it: safe from any thread).
+ * g_main_context_invoke would not do: with no thread owning the context it runs the function
+ * on the caller's thread.
+ *
+ * Senders allocate nothing from GLib: GLib 2.74's GSlice (behind GList and g_idle_add's
+ * GSource) gives every thread that uses it its own magazines, about 4 kB per session thread
+ * (4 MB at 1000 online owners, measured with heaptrack). So the queue is a malloc'd array and
+ * the wake-up a source made once by the native thread. */
 #include "native/internal.h"
 
 #include <assert.h>
@@ -26,8 +32,10 @@ static struct {
     int init_done;
     int init_rc;
     char *init_error;
-    GQueue commands;  /* struct np_cmd * */
+    struct np_cmd **commands; /* queued, oldest first; the drain takes the whole array */
+    size_t ncommands, commands_cap;
     int wake_pending; /* a drain is scheduled */
+    GSource *wake;    /* made ready by np_send; lives while running */
     pthread_t thread;
     /* native thread only */
     const struct ferry_config *cfg; /* during init only */
@@ -38,7 +46,6 @@ static struct {
 } np = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .init_cond = PTHREAD_COND_INITIALIZER,
-    .commands = G_QUEUE_INIT,
 };
 
 /* ---- the event loop, GLib-backed ----
@@ -249,6 +256,8 @@ static GPtrArray *legacy_problems(const struct ferry_config *cfg)
     return problems;
 }
 
+static void make_wake_source(void);
+
 static int native_init(char **error)
 {
     if (core_start(error) < 0)
@@ -266,22 +275,31 @@ static int native_init(char **error)
     }
     np_events_connect_signals();
     np.loop = g_main_loop_new(NULL, FALSE);
+    make_wake_source();
     return 0;
 }
 
 static void drop_queued_commands(void)
 {
     pthread_mutex_lock(&np.lock);
-    GQueue pending = np.commands;
-    g_queue_init(&np.commands);
+    struct np_cmd **pending = np.commands;
+    size_t n = np.ncommands;
+    np.commands = NULL;
+    np.ncommands = np.commands_cap = 0;
     pthread_mutex_unlock(&np.lock);
-    while (!g_queue_is_empty(&pending))
-        np_cmd_free(g_queue_pop_head(&pending));
+    for (size_t i = 0; i < n; i++)
+        np_cmd_free(pending[i]);
+    free(pending);
 }
 
 static void native_teardown(void)
 {
     drop_queued_commands();
+    if (np.wake) {
+        g_source_destroy(np.wake);
+        g_source_unref(np.wake);
+        np.wake = NULL;
+    }
     if (np.core_up) {
         np_accounts_shutdown();
         run_due_callbacks();
@@ -314,19 +332,32 @@ static void *native_main(void *arg)
 
 /* ---- the command queue ---- */
 
-static gboolean drain_cb(gpointer data)
+/* The wake source's dispatch: disarm first, so a send after the batch is taken re-arms it. */
+static gboolean drain_dispatch(GSource *source, GSourceFunc callback, gpointer data)
 {
+    g_source_set_ready_time(source, -1);
     pthread_mutex_lock(&np.lock);
-    GQueue batch = np.commands;
-    g_queue_init(&np.commands);
+    struct np_cmd **batch = np.commands;
+    size_t n = np.ncommands;
+    np.commands = NULL;
+    np.ncommands = np.commands_cap = 0;
     np.wake_pending = 0;
     pthread_mutex_unlock(&np.lock);
-    while (!g_queue_is_empty(&batch)) {
-        struct np_cmd *cmd = g_queue_pop_head(&batch);
-        np_handle_command(cmd);
-        np_cmd_free(cmd);
+    for (size_t i = 0; i < n; i++) {
+        np_handle_command(batch[i]);
+        np_cmd_free(batch[i]);
     }
-    return G_SOURCE_REMOVE;
+    free(batch);
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs drain_funcs = {.dispatch = drain_dispatch};
+
+/* On the native thread, before np_send accepts anything. */
+static void make_wake_source(void)
+{
+    np.wake = g_source_new(&drain_funcs, sizeof(GSource));
+    g_source_attach(np.wake, NULL);
 }
 
 int np_send(struct np_cmd *cmd)
@@ -337,10 +368,14 @@ int np_send(struct np_cmd *cmd)
         np_cmd_free(cmd);
         return NP_ESTOPPED;
     }
-    g_queue_push_tail(&np.commands, cmd);
+    if (np.ncommands == np.commands_cap) {
+        np.commands_cap = np.commands_cap ? 2 * np.commands_cap : 16;
+        np.commands = xrealloc(np.commands, np.commands_cap * sizeof(*np.commands));
+    }
+    np.commands[np.ncommands++] = cmd;
     if (!np.wake_pending) {
         np.wake_pending = 1;
-        g_idle_add(drain_cb, NULL);
+        g_source_set_ready_time(np.wake, 0);
     }
     pthread_mutex_unlock(&np.lock);
     return NP_OK;

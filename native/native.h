@@ -65,6 +65,11 @@ const char *np_protocol_name(void);
 /* 0 when the protocol logs in without a password (libpurple's OPT_PROTO_PASSWORD_OPTIONAL or
  * OPT_PROTO_NO_PASSWORD: IRC), else 1; known from np_start to np_stop (1 outside). Any thread. */
 int np_password_required(void);
+/* 1 when the owner's ADD_BUDDY asks the contact's consent and native reports the answer as
+ * NP_EV_BUDDY_AUTHORIZED (prpl-jabber), else 0: the buddy is simply added (IRC) or the
+ * protocol's answer is not visible to native. Known from np_start to np_stop (0 outside).
+ * Any thread. */
+int np_protocol_needs_authorization(void);
 
 /* ---- commands: any thread -> native thread ---- */
 
@@ -187,6 +192,10 @@ enum np_event_type {
     NP_EV_USERINFO,
     NP_EV_SEARCH_FORM, /* the fields the protocol's directory can search */
     NP_EV_SEARCH_RESULTS,
+    /* the answer to the owner's ADD_BUDDY where np_protocol_needs_authorization(): the
+     * contact accepted (also at once when it had already) or refused; also a contact that
+     * withdraws an earlier consent (accepted 0) */
+    NP_EV_BUDDY_AUTHORIZED,
 };
 
 /* Outcome of a request (GET_INFO, SEARCH). */
@@ -250,6 +259,10 @@ struct np_event {
             char *message; /* may be NULL */
         } auth;
         struct {
+            char *who;
+            int accepted; /* 1: the owner may see who's presence; 0: refused or withdrawn */
+        } authorized;
+        struct {
             uint64_t request_id;
             char *who;
             enum np_req_status status;
@@ -302,6 +315,7 @@ struct np_event *np_event_search_results(const char *owner, uint64_t request_id,
                                          enum np_req_status status, const char *error,
                                          const char *const *columns, size_t column_count,
                                          const char *const *cells, size_t row_count);
+struct np_event *np_event_buddy_authorized(const char *owner, const char *who, int accepted);
 void np_event_free(struct np_event *ev);
 /* For a mailbox's mb_free_fn. */
 void np_event_free_void(void *ev);

@@ -585,7 +585,7 @@ class XmppLegacyTest(SessionCase):
         cls.prosody.start()
         cls.passwords = {}
         for user in ('lbob', 'carol', 'dave', 'lgina', 'hugo', 'lpat', 'quinn', 'lrosa',
-                     'sven', 'luma', BIDI_USER):
+                     'sven', 'luma', 'lnina', 'olga', 'lotto', 'pete', BIDI_USER):
             cls.passwords[user] = cls.legacy_register(user)
         cls.ferry = ft.Ferry(cls.prosody, None, overrides={'legacy': {
             'protocol': 'prpl-jabber', 'name': 'XMPP', 'server': LEGACY,
@@ -636,7 +636,8 @@ class XmppLegacyTest(SessionCase):
         self.assertEqual(sub.findtext('{%s}nick' % NS_NICK), 'Dave D')
         c.presence(dave, 'subscribed')
 
-        # The owner follows carol (carol's client accepts by itself).
+        # The owner follows carol (carol's client accepts by itself: the subscribed comes from
+        # carol's client, through libpurple; test_xmpp_subscribe_waits_* cover the waiting).
         cl = self.legacy_client('carol')
         cl.presence()
         c.presence(carol, 'subscribe')
@@ -698,6 +699,55 @@ class XmppLegacyTest(SessionCase):
         lc.wait_for(lambda e: is_presence(e, owner_legacy, 'subscribed'), 10,
                     owner_legacy + ' accepting ' + legacy_user)
         return lc, jid
+
+    def owner_asks(self, c, lc, legacy_user, owner_legacy):
+        """The owner subscribes to legacy_user, whose client (auto=False) sees the legacy
+        subscribe from owner_legacy; the owner is not told subscribed meanwhile. Returns the
+        contact's JID."""
+        jid = contact('%s@%s' % (legacy_user, LEGACY))
+        c.presence(jid, 'subscribe')
+        lc.wait_for(lambda e: e.tag == c_tag('presence') and e.get('type') == 'subscribe' and
+                    (e.get('from') or '').split('/')[0] == owner_legacy, 10,
+                    'subscribe from ' + owner_legacy)
+        self.no_stanza(c, lambda e: e.get('from') == jid and
+                       e.get('type') in ('subscribed', 'unsubscribed'))
+        return jid
+
+    def test_xmpp_subscribe_waits_for_the_contact(self):
+        """issue 5: the owner's subscribe to a contact on a network with a consent step is
+        answered subscribed only once the legacy contact accepted; asked again, it is answered
+        at once."""
+        c = self.owner(self.prosody, 'nina', register=False)
+        self.register(c, 'lnina', self.passwords['lnina'])
+        self.wait_signed_on(c)
+        lnina = 'lnina@' + LEGACY
+        olga = self.legacy_client('olga', auto=False)
+        olga.presence()
+        jid = self.owner_asks(c, olga, 'olga', lnina)
+        olga.presence(lnina, 'subscribed')
+        c.wait_for(lambda e: is_presence(e, jid, 'subscribed'), 10, 'subscribed from olga')
+        c.wait_for(lambda e: is_presence(e, jid), 10, 'olga available')
+        # The legacy side has agreed already: olga is not asked again and Ferry answers at
+        # once (the owner's server keeps that second subscribed for itself: nothing pending).
+        c.presence(jid, 'subscribe')
+        self.ferry.wait_log(r"send <presence from='olga\\40legacy\.localhost@irc\.localhost' "
+                            r"to='nina@localhost' type='subscribed'/>", count=2)
+        self.no_stanza(olga, lambda e: e.get('type') == 'subscribe', seconds=0.5)
+
+    def test_xmpp_subscribe_refused_by_the_contact(self):
+        """issue 5: a legacy contact that refuses the owner's subscribe: the owner receives
+        unsubscribed, never subscribed."""
+        c = self.owner(self.prosody, 'otto', register=False)
+        self.register(c, 'lotto', self.passwords['lotto'])
+        self.wait_signed_on(c)
+        lotto = 'lotto@' + LEGACY
+        pete = self.legacy_client('pete', auto=False)
+        pete.presence()
+        jid = self.owner_asks(c, pete, 'pete', lotto)
+        pete.presence(lotto, 'unsubscribed')
+        c.wait_for(lambda e: is_presence(e, jid, 'unsubscribed'), 10, 'unsubscribed from pete')
+        self.no_stanza(c, lambda e: is_presence(e, jid, 'subscribed') or is_presence(e, jid))
+        self.ferry.wait_log(r'otto@localhost: pete@legacy\.localhost refused or withdrew')
 
     def test_xmpp_presence_states_both_ways(self):
         """issue 5: extended away, busy and offline reach the owner from a legacy contact; the

@@ -302,6 +302,8 @@ static void test_events_round_trip(void **state)
         np_event_search_form("o", 5, "Fill in", pairs, 1),
         np_event_search_results("o", 6, NP_REQ_OK, NULL, cols, 2, cells, 2),
         np_event_search_results("o", 7, NP_REQ_UNSUPPORTED, "no directory", NULL, 0, NULL, 0),
+        np_event_buddy_authorized("o", "dave@legacy", 7),
+        np_event_buddy_authorized("o", "erin@legacy", 0),
     };
     for (size_t i = 0; i < FERRY_ARRAY_LEN(e); i++) {
         assert_int_equal(e[i]->kind, NP_EVENT_KIND);
@@ -324,6 +326,11 @@ static void test_events_round_trip(void **state)
     assert_string_equal(e[13]->u.search.cells[2], "bobby");
     assert_string_equal(e[13]->u.search.cells[3], "");
     assert_int_equal(e[14]->u.search.row_count, 0);
+    assert_string_equal(np_event_type_name(e[15]->type), "buddy-authorized");
+    assert_string_equal(e[15]->u.authorized.who, "dave@legacy");
+    assert_int_equal(e[15]->u.authorized.accepted, 1);
+    assert_string_equal(e[16]->u.authorized.who, "erin@legacy");
+    assert_int_equal(e[16]->u.authorized.accepted, 0);
     for (size_t i = 0; i < FERRY_ARRAY_LEN(e); i++)
         np_event_free(e[i]);
     /* A mailbox frees what nobody received. */
@@ -645,6 +652,7 @@ static void test_irc(void **state)
     assert_int_equal(np_start(&cfg, &error), 0);
     assert_null(error);
     assert_string_equal(np_protocol_name(), "IRC");
+    assert_int_equal(np_protocol_needs_authorization(), 0); /* IRC: nobody is asked */
     mailbox_t *a = mb_new(256, np_event_free_void);
     mailbox_t *b = mb_new(256, np_event_free_void);
     mailbox_t *c = mb_new(256, np_event_free_void);

@@ -68,6 +68,13 @@ const char *np_protocol_name(void)
     return "IRC";
 }
 
+static int needs_authorization; /* set by a test before the session starts; reset in setup */
+
+int np_protocol_needs_authorization(void)
+{
+    return needs_authorization;
+}
+
 int bridge_send(bridge_t *b, xn_t *stanza)
 {
     char *s = xn_serialize(stanza, XN_NS_COMPONENT, 0, NULL);
@@ -297,6 +304,7 @@ static int setup(void **state)
     assert_int_equal(store_registration_put(f->b.store, OWNER, "alice", "", NULL), STORE_OK);
     f->b.sessions = sessions_new(&f->b);
     clear_records();
+    needs_authorization = 0;
     *state = f;
     return 0;
 }
@@ -573,6 +581,41 @@ static void test_subscriptions_are_remembered(void **state)
     assert_null(take_out("type='subscribe'", 100));
 }
 
+/* issue 5: where the legacy contact must consent (prpl-jabber), the owner's subscribe is
+ * answered subscribed only once the contact accepted, and unsubscribed when it refused. */
+static void test_subscribe_waits_for_the_legacy_consent(void **state)
+{
+    struct fixture *f = *state;
+    needs_authorization = 1;
+    sign_on(f);
+    sessions_to_contact(f->b.sessions, presence(OWNER, "gus@" DOMAIN, "subscribe"));
+    sessions_to_contact(f->b.sessions, presence(OWNER, "kim@" DOMAIN, "subscribe"));
+    for (int i = 0; i < 2; i++) {
+        struct np_cmd *c = take_cmd(NP_CMD_ADD_BUDDY, WAIT_MS);
+        assert_non_null(c);
+        np_cmd_free(c);
+    }
+    sync_session();
+    assert_null(take_out("type='subscribed'", 0));
+    post_event(np_event_buddy_authorized(OWNER, "gus", 1));
+    expect_out("<presence from='gus@" DOMAIN "' to='" OWNER "' type='subscribed'/>");
+    post_event(np_event_buddy_authorized(OWNER, "kim", 0));
+    expect_out("<presence from='kim@" DOMAIN "' to='" OWNER "' type='unsubscribed'/>");
+    /* An answer to nothing the owner asked is not passed on. */
+    post_event(np_event_buddy_authorized(OWNER, "kim", 1));
+    post_event(np_event_buddy_authorized(OWNER, "lou", 1));
+    sync_session();
+    assert_null(take_out("type='subscribed'", 0));
+    struct store_contact sc;
+    assert_int_equal(store_contact_get(f->b.store, OWNER, "gus", &sc), STORE_OK);
+    assert_int_equal(sc.subscription, STORE_SUB_TO);
+    store_contact_free(&sc);
+    assert_int_equal(store_contact_get(f->b.store, OWNER, "kim", &sc), STORE_OK);
+    assert_int_equal(sc.subscription, STORE_SUB_NONE);
+    assert_int_equal(sc.subscribe_sent, 1);
+    store_contact_free(&sc);
+}
+
 static void test_without_a_session(void **state)
 {
     struct fixture *f = *state;
@@ -768,6 +811,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_without_a_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_says_goodbye, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_of_a_stored_contact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_waits_for_the_legacy_consent, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_early_presence_expires_with_a_log_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_backoff_doubles_to_the_cap, setup,
