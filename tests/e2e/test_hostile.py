@@ -327,7 +327,10 @@ class HostileIrcTest(HostileCase):
         print('\n    storm: %.1f s, %d legacy logins, RSS %d -> %d kB'
               % (took, logins, rss_before, rss_after))
         self.assertLess(logins, 100, 'a presence storm made %d legacy logins' % logins)
-        self.assertLess(rss_after - rss_before, 50000)
+        # Bounded memory. Under AddressSanitizer (make asan) freed blocks sit in its quarantine
+        # and every heap byte has shadow, so the same work shows a larger, still bounded, rise.
+        bound = 150000 if 'ASAN_OPTIONS' in os.environ else 50000
+        self.assertLess(rss_after - rss_before, bound)
         # And a storm that ends unavailable ends the session.
         c.send(storm + "<presence type='unavailable'/>")
         self.wait_irc(peer, 'stormy', present=False, timeout=60)
