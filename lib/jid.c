@@ -39,7 +39,9 @@ static char *prep(const char *in, size_t len, const Stringprep_profile *profile)
         goto fail;
     if (buf[0] == '\0' || strlen(buf) > JID_PART_MAX)
         goto fail;
-    return buf;
+    /* Give back the unused part of the buffer: callers keep the result (a contact's node lives
+     * as long as its session), and 1 kB per part was ~0.9 kB per online owner (heaptrack). */
+    return xrealloc(buf, strlen(buf) + 1);
 fail:
     free(buf);
     return NULL;

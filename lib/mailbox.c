@@ -23,7 +23,8 @@ struct mailbox {
     pthread_mutex_t lock;
     pthread_cond_t mail; /* signalled on send and on close */
     void **ring;
-    size_t capacity;
+    size_t size;     /* slots allocated in ring: grows on demand up to capacity */
+    size_t capacity; /* the bound */
     size_t head; /* index of the oldest message */
     size_t count;
     int closed;
@@ -31,6 +32,11 @@ struct mailbox {
     int fds[2];   /* eventfd: both the same; pipe: read end, write end */
     mb_free_fn free_msg;
 };
+
+/* Rings start this small and double when full, up to the mailbox's capacity: one mailbox per
+ * online owner with 1024 slots preallocated cost 8 kB each (8 MB at 1000 owners) while a
+ * session rarely holds more than a few messages. */
+#define MB_INITIAL_SLOTS 8
 
 static int open_fds(int fds[2])
 {
@@ -88,7 +94,8 @@ mailbox_t *mb_new(size_t capacity, mb_free_fn free_msg)
         errno = saved;
         return NULL;
     }
-    mb->ring = xcalloc(capacity, sizeof(*mb->ring));
+    mb->size = capacity < MB_INITIAL_SLOTS ? capacity : MB_INITIAL_SLOTS;
+    mb->ring = xcalloc(mb->size, sizeof(*mb->ring));
     mb->capacity = capacity;
     mb->free_msg = free_msg;
     pthread_mutex_init(&mb->lock, NULL);
@@ -108,7 +115,7 @@ void mb_free(mailbox_t *mb)
     for (; mb->count > 0; mb->count--) {
         if (mb->free_msg)
             mb->free_msg(mb->ring[mb->head]);
-        mb->head = (mb->head + 1) % mb->capacity;
+        mb->head = (mb->head + 1) % mb->size;
     }
     close(mb->fds[0]);
     if (mb->fds[1] != mb->fds[0])
@@ -117,6 +124,19 @@ void mb_free(mailbox_t *mb)
     pthread_mutex_destroy(&mb->lock);
     free(mb->ring);
     free(mb);
+}
+
+/* Doubles a full ring (up to capacity), moving the queue to the front. Lock held. */
+static void grow_ring(mailbox_t *mb)
+{
+    size_t size = mb->size * 2 < mb->capacity ? mb->size * 2 : mb->capacity;
+    void **ring = xcalloc(size, sizeof(*ring));
+    for (size_t i = 0; i < mb->count; i++)
+        ring[i] = mb->ring[(mb->head + i) % mb->size];
+    free(mb->ring);
+    mb->ring = ring;
+    mb->size = size;
+    mb->head = 0;
 }
 
 int mb_send(mailbox_t *mb, void *msg)
@@ -132,7 +152,9 @@ int mb_send(mailbox_t *mb, void *msg)
         rc = MB_EFULL;
         goto out;
     }
-    mb->ring[(mb->head + mb->count) % mb->capacity] = msg;
+    if (mb->count == mb->size)
+        grow_ring(mb);
+    mb->ring[(mb->head + mb->count) % mb->size] = msg;
     mb->count++;
     if (mb->count == 1)
         pthread_cond_signal(&mb->mail);
@@ -185,7 +207,7 @@ int mb_recv(mailbox_t *mb, void **msg, int timeout_ms)
     }
     *msg = mb->ring[mb->head];
     mb->ring[mb->head] = NULL;
-    mb->head = (mb->head + 1) % mb->capacity;
+    mb->head = (mb->head + 1) % mb->size;
     mb->count--;
     sync_fd(mb);
 out:

@@ -3,11 +3,12 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "lib/log.h"
@@ -78,16 +79,20 @@ void sha1_hex(const void *data, size_t len, char out[41])
     OPENSSL_cleanse(digest, sizeof(digest));
 }
 
+/* The kernel's CSPRNG (getrandom) rather than OpenSSL's RAND_bytes: OpenSSL 3 gives every
+ * thread that asks its own DRBG pair with cipher contexts (about 3 kB), and with one session
+ * thread per online owner that was 3 MB at 1000 owners, measured with heaptrack. */
 int random_bytes(void *out, size_t len)
 {
-    /* RAND_bytes takes an int length: feed it in chunks. */
     unsigned char *p = out;
     while (len > 0) {
-        int chunk = len > 1u << 20 ? 1 << 20 : (int)len;
-        if (RAND_bytes(p, chunk) != 1)
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
             return -1;
-        p += chunk;
-        len -= (size_t)chunk;
+        p += n;
+        len -= (size_t)n;
     }
     return 0;
 }

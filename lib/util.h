@@ -21,7 +21,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* SHA-1 of data[0..len) as 40 lowercase hex digits plus NUL, written to out. */
 void sha1_hex(const void *data, size_t len, char out[41]);
 
-/* Fills out[0..len) with random bytes from OpenSSL's CSPRNG; 0 on success, -1 on failure. */
+/* Fills out[0..len) with random bytes from the kernel's CSPRNG (getrandom); 0 on success, -1
+ * on failure. */
 int random_bytes(void *out, size_t len);
 /* Writes a random identifier of len-1 characters [a-zA-Z0-9] plus NUL into out (len >= 2). */
 void random_id(char *out, size_t len);

@@ -200,6 +200,11 @@ static void on_system_line(struct np_owner *owner, PurpleConversation *conv, con
 void np_on_write_conv(PurpleConversation *conv, const char *name, const char *alias,
                       const char *message, PurpleMessageFlags flags, time_t mtime)
 {
+    /* libpurple appends every line written to a conversation to its in-memory history, for a
+     * UI to redraw, and keeps it until the conversation closes; nothing here reads it, and
+     * with long-lived conversations it grew with every message received. Cleared before each
+     * write, it holds at most the last line. */
+    purple_conversation_clear_message_history(conv);
     if (purple_conversation_get_type(conv) != PURPLE_CONV_TYPE_IM)
         return;
     struct np_owner *owner = np_owner_of_account(purple_conversation_get_account(conv));

@@ -61,6 +61,37 @@ static void test_wraparound(void **state)
     mb_free(mb);
 }
 
+/* The ring starts small and grows: a queue that wrapped around before a growth keeps its
+ * order, the bound stays exactly the capacity (not a power of two here), and what is still
+ * queued after growing is freed with the mailbox (valgrind checks). */
+static void test_growth_keeps_order_and_bound(void **state)
+{
+    mailbox_t *mb = mb_new(21, free);
+    void *m = NULL;
+    uintptr_t in = 0, out = 0;
+
+    /* Wrap the small initial ring: 5 in, 3 out, then fill to the bound. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(mb_send(mb, xstrdup((char[]){(char)('a' + in++), 0})), MB_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mb_recv(mb, &m, 0), MB_OK);
+        assert_int_equal(*(char *)m, 'a' + out++);
+        free(m);
+    }
+    while (mb_count(mb) < 21)
+        assert_int_equal(mb_send(mb, xstrdup((char[]){(char)('a' + in++), 0})), MB_OK);
+    char *extra = xstrdup("x");
+    assert_int_equal(mb_send(mb, extra), MB_EFULL);
+    free(extra);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(mb_recv(mb, &m, 0), MB_OK);
+        assert_int_equal(*(char *)m, 'a' + out++);
+        free(m);
+    }
+    assert_int_equal(mb_count(mb), 11);
+    mb_free(mb);
+}
+
 static void test_full_refuses(void **state)
 {
     mailbox_t *mb = mb_new(2, free);
@@ -333,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_fifo_order),
         cmocka_unit_test(test_wraparound),
         cmocka_unit_test(test_full_refuses),
+        cmocka_unit_test(test_growth_keeps_order_and_bound),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_close_wakes_receiver),
         cmocka_unit_test(test_send_wakes_receiver),
