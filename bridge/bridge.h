@@ -24,8 +24,7 @@ typedef struct bridge bridge_t;
  * [storage] path (creating the key file on first start): a bad [legacy] leaves nothing
  * there. cfg and sink are borrowed and must outlive the bridge. Returns NULL with *error set
  * to a new message (caller frees) when anything is wrong. */
-bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink,
-                     char **error);
+bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink, char **error);
 /* `ferry --check`: [legacy] checked against libpurple without touching [storage] (see
  * np_check_config). 0, or -1 with every problem in *problems ("[legacy] key: ...", *count of
  * them; caller frees each and the array). The process must exit afterwards: bridge_new

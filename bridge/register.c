@@ -59,10 +59,10 @@
 /* One submission (a set), owned by its registration thread. */
 struct reg_job {
     bridge_t *b;
-    xn_t *iq;        /* a skeleton of the set (type, id, from, to) to answer from */
-    char *owner;     /* the sender's bare JID */
-    char *username;  /* NULL for a removal */
-    char *password;  /* secret: wiped; "" when none was given */
+    xn_t *iq;       /* a skeleton of the set (type, id, from, to) to answer from */
+    char *owner;    /* the sender's bare JID */
+    char *username; /* NULL for a removal */
+    char *password; /* secret: wiped; "" when none was given */
     int remove;
     mailbox_t *mailbox; /* the credential check's event port; NULL for a removal */
     char check_id[24];  /* "reg/" + random: the check's owner id in native */
@@ -177,8 +177,8 @@ static void trim(char *s)
 
 /* ---- get: the form ---- */
 
-static void add_field(xn_t *x, const char *type, const char *var, const char *label,
-                      int required, const char *value)
+static void add_field(xn_t *x, const char *type, const char *var, const char *label, int required,
+                      const char *value)
 {
     xn_t *f = xn_add_child(x, NULL, "field");
     xn_set_attr(f, "type", type);
@@ -199,7 +199,8 @@ static void add_form(xn_t *query, const bridge_t *b, const char *username)
     char *instructions =
         username ? xasprintf("You are registered with %s as %s. Submit a new user name and "
                              "password to change them (an empty password keeps the one on "
-                             "file), or remove the registration.", name, username)
+                             "file), or remove the registration.",
+                             name, username)
                  : xasprintf("Enter your %s user name and password%s.", name,
                              pw_required ? "" : " (leave the password empty if you have none)");
     xn_add_child_text(query, NULL, "instructions", instructions);
@@ -432,23 +433,20 @@ static int end_check(struct reg_job *job)
 static enum reg_check check_credentials(struct reg_job *job, char **reason)
 {
     int logged_out = 0;
-    struct np_cmd *login = np_cmd_login(job->check_id, job->username, job->password,
-                                        job->mailbox);
+    struct np_cmd *login = np_cmd_login(job->check_id, job->username, job->password, job->mailbox);
     if (np_send(login) != NP_OK) {
         *reason = xstrdup("the legacy side of the transport is not running");
         return CHECK_UNREACHABLE; /* native never saw the mailbox */
     }
     enum reg_check verdict = wait_verdict(job, reason, &logged_out);
     if (!logged_out && end_check(job) < 0) {
-        log_warnx(TAG, "%s: the check %s was not logged out in time", job->owner,
-                  job->check_id);
+        log_warnx(TAG, "%s: the check %s was not logged out in time", job->owner, job->check_id);
         job->mailbox = NULL; /* leaked: native may still post to it */
     }
     return verdict;
 }
 
-static void answer_check_failure(struct reg_job *job, enum reg_check verdict,
-                                 const char *reason)
+static void answer_check_failure(struct reg_job *job, enum reg_check verdict, const char *reason)
 {
     const char *name = legacy_name(job->b);
     char *text = NULL;
@@ -558,8 +556,8 @@ static void run_set(struct reg_job *job)
     else
         answer_check_failure(job, verdict, reason);
     if (verdict != CHECK_OK)
-        log_info(TAG, "%s: credentials for %s not accepted (%s)%s%s", job->owner,
-                 job->username, check_name(verdict), reason ? ": " : "", reason ? reason : "");
+        log_info(TAG, "%s: credentials for %s not accepted (%s)%s%s", job->owner, job->username,
+                 check_name(verdict), reason ? ": " : "", reason ? reason : "");
 out:
     free(reason);
     if (rc == STORE_OK)
@@ -685,8 +683,7 @@ static void register_set(bridge_t *b, xn_t *iq, const xn_t *query)
     job->iq = skeleton(iq);
     job->owner = sender_bare(iq, &domain);
     const char *text = NULL;
-    const char *condition = job->owner ? check_set(b, job, query, domain, &text)
-                                       : "jid-malformed";
+    const char *condition = job->owner ? check_set(b, job, query, domain, &text) : "jid-malformed";
     free(domain);
     if (condition) {
         answer_error(job, condition, text);
@@ -734,8 +731,10 @@ int register_presence(bridge_t *b, xn_t *presence)
         log_info(TAG, "%s: unsubscribed from the transport; still registered", owner);
     } else if (strcmp(type, "unsubscribed") == 0 && registered) {
         /* Also Prosody's answer to our probe while it has no subscription to show. */
-        log_info(TAG, "%s: the transport has no subscription to the owner's presence; "
-                      "still registered", owner);
+        log_info(TAG,
+                 "%s: the transport has no subscription to the owner's presence; "
+                 "still registered",
+                 owner);
     } else {
         log_debug(TAG, "%s: %s presence noted", owner, type);
     }

@@ -73,19 +73,19 @@ void sessions_redispatch(struct sessions *table, enum sess_msg_type type, xn_t *
 
 /* ---- bridge/contacts.c: one owner's legacy contacts (used by its session thread only) ---- */
 struct contact {
-    char *legacy;  /* the legacy name, as the network spelled it last */
-    char *node;    /* its JID node (XEP-0106 escaped, nodeprepped) */
-    char *jid;     /* node@domain */
-    char *alias;   /* nickname, or NULL */
-    int mapped;    /* the name has no node of its own: node is a digest (contacts.c) */
+    char *legacy; /* the legacy name, as the network spelled it last */
+    char *node;   /* its JID node (XEP-0106 escaped, nodeprepped) */
+    char *jid;    /* node@domain */
+    char *alias;  /* nickname, or NULL */
+    int mapped;   /* the name has no node of its own: node is a digest (contacts.c) */
     enum store_subscription sub;
     int subscribe_sent;
     char *stored_id; /* the legacy_id of its row in the store, or NULL: no row */
     /* live legacy state */
     enum np_state state;
-    char *status;  /* plain, XML-safe, or NULL */
+    char *status;       /* plain, XML-safe, or NULL */
     int64_t idle_since; /* Unix seconds; 0: not idle */
-    int shown;     /* the owner was sent a presence other than unavailable */
+    int shown;          /* the owner was sent a presence other than unavailable */
     /* a legacy authorization request waiting for the owner's answer */
     int auth_pending;
     uint64_t auth_id;
@@ -119,8 +119,7 @@ struct contact *contacts_at(struct contacts *cs, size_t i);
 /* Writes the contact's subscription state and alias to the store. 0 or -1 (logged). */
 int contacts_save(struct contacts *cs, struct store *st, const char *owner, struct contact *c);
 /* Deletes the contact's row (the contact stays in memory with sub NONE). */
-void contacts_forget(struct contacts *cs, struct store *st, const char *owner,
-                     struct contact *c);
+void contacts_forget(struct contacts *cs, struct store *st, const char *owner, struct contact *c);
 /* Remembers a message sent to c (takes a reference) for a later delivery error. */
 void contact_sent_push(struct contact *c, const xn_t *message, int64_t now);
 /* The newest message sent to c within max_age_ms, taken off the list (caller owns the

@@ -23,9 +23,9 @@ struct ferry_config {
     int component_port;     /* default 5347 */
     char *component_secret; /* required */
     /* Durations are written in seconds in the file (fractions allowed) and kept in ms. */
-    int component_keepalive_ms;  /* keepalive_interval: whitespace ping when idle; default 60 */
-    int component_ping_ms;       /* ping_interval: XEP-0199 ping after silence; default 120 */
-    int component_ping_timeout_ms; /* ping_timeout: no answer means a dead link; default 30 */
+    int component_keepalive_ms;     /* keepalive_interval: whitespace ping when idle; default 60 */
+    int component_ping_ms;          /* ping_interval: XEP-0199 ping after silence; default 120 */
+    int component_ping_timeout_ms;  /* ping_timeout: no answer means a dead link; default 30 */
     int component_reconnect_min_ms; /* reconnect_min: first backoff step; default 1 */
     int component_reconnect_max_ms; /* reconnect_max: backoff cap; default 60 */
     size_t component_max_stanza_bytes; /* max_stanza_size: in and out; default 524288 */
@@ -47,8 +47,8 @@ struct ferry_config {
     int legacy_early_presence_ms;
 
     /* [registration] */
-    int registration_enabled;  /* default true */
-    char **allowed_domains;    /* empty: any domain */
+    int registration_enabled; /* default true */
+    char **allowed_domains;   /* empty: any domain */
     size_t allowed_domain_count;
     int registration_timeout_ms; /* timeout: the credential check by legacy login; default 30 */
 

@@ -44,10 +44,8 @@ void log_info(const char *tag, const char *fmt, ...) __attribute__((format(print
 void log_debug(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Log at error level and exit(1). fatal appends strerror(errno), fatalx does not. */
-void fatal(const char *tag, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
-void fatalx(const char *tag, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3), noreturn));
+void fatal(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+void fatalx(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 /* Test hook: when set, every line that would be written is passed here instead (already
  * formatted and masked, without trailing newline). NULL restores normal output. */

@@ -25,7 +25,7 @@ struct mailbox {
     void **ring;
     size_t size;     /* slots allocated in ring: grows on demand up to capacity */
     size_t capacity; /* the bound */
-    size_t head; /* index of the oldest message */
+    size_t head;     /* index of the oldest message */
     size_t count;
     int closed;
     int readable; /* the descriptor currently signals */

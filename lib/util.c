@@ -99,8 +99,7 @@ int random_bytes(void *out, size_t len)
 
 void random_id(char *out, size_t len)
 {
-    static const char alphabet[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     unsigned char raw[64];
 
     for (size_t i = 0; i + 1 < len; i++) {

@@ -35,9 +35,9 @@ enum expect { EXPECT_AT_MOST_ONE, EXPECT_NONE, EXPECT_ONE_ANSWER };
 
 struct fuzz {
     router_t *router;
-    xn_t *in;           /* the stanza being routed (our own reference) */
+    xn_t *in; /* the stanza being routed (our own reference) */
     enum expect expect;
-    size_t out;         /* stanzas sent while routing it */
+    size_t out; /* stanzas sent while routing it */
 };
 
 static void fail(const char *why, const xn_t *stanza)
@@ -80,8 +80,8 @@ static enum expect expectation(const xn_t *stanza)
         return EXPECT_NONE;
     if (kind == STANZA_MESSAGE && streq(type, "error"))
         return EXPECT_NONE;
-    if (kind == STANZA_IQ && (streq(type, "get") || streq(type, "set")) &&
-        xn_attr(stanza, "id") && routable(stanza))
+    if (kind == STANZA_IQ && (streq(type, "get") || streq(type, "set")) && xn_attr(stanza, "id") &&
+        routable(stanza))
         return EXPECT_ONE_ANSWER;
     return EXPECT_AT_MOST_ONE;
 }

@@ -749,8 +749,8 @@ static void test_waiting_messages_are_stamped(void **state)
     char stamp[64];
     gmtime_r(&t, &tm);
     strftime(stamp, sizeof(stamp), "' stamp='%Y-%m-%dT%H:", &tm);
-    const char *delay = strstr(got, "<body>waited</body><delay xmlns='urn:xmpp:delay' from='"
-                                    DOMAIN "' stamp='");
+    const char *delay =
+        strstr(got, "<body>waited</body><delay xmlns='urn:xmpp:delay' from='" DOMAIN "' stamp='");
     assert_non_null(delay);
     assert_non_null(strstr(delay, stamp + strlen("' stamp='")));
     /* One stamp only: not on the chat state (id 2) nor on the error (id 3). */

@@ -148,8 +148,8 @@ static void expect_nothing(struct fx *f)
 
 static int setup_with(void **state, int with_hooks)
 {
-    static const struct router_hooks hooks = {hook_contact, hook_presence, hook_response, NULL,
-                                              hook_register, hook_search};
+    static const struct router_hooks hooks = {hook_contact, hook_presence, hook_response,
+                                              NULL,         hook_register, hook_search};
     struct fx *f = calloc(1, sizeof(*f));
     f->cfg.component_jid = DOMAIN;
     f->cfg.legacy_protocol = "prpl-irc";

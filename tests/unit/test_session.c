@@ -388,7 +388,10 @@ static void test_message_from_legacy_keeps_the_spelling_for_replies(void **state
 {
     struct fixture *f = *state;
     sign_on(f);
-    post_event(np_event_im_received(OWNER, "Zed[X]", "hi \x03" "4,5there\x1b!", 0, 0));
+    post_event(np_event_im_received(OWNER, "Zed[X]",
+                                    "hi \x03"
+                                    "4,5there\x1b!",
+                                    0, 0));
     char *m = take_out("from='zed[x]@" DOMAIN "'", WAIT_MS);
     assert_non_null(m);
     assert_non_null(strstr(m, "<body>hi there!</body>"));
@@ -398,7 +401,8 @@ static void test_message_from_legacy_keeps_the_spelling_for_replies(void **state
     expect_cmd_im("Zed[X]", "reply");
     /* A name whose escaping nodeprep refuses gets a digest node (never another name's node,
      * escaping never writes \5c before x) and a nickname; a reply reaches the name. */
-    const char *odd = "bad\xef\xbc\xbc" "20name";
+    const char *odd = "bad\xef\xbc\xbc"
+                      "20name";
     char digest[41], *from;
     sha1_hex(odd, strlen(odd), digest);
     from = xasprintf("from='\\5cx%.24s@" DOMAIN "'", digest);
@@ -406,7 +410,8 @@ static void test_message_from_legacy_keeps_the_spelling_for_replies(void **state
     m = take_out(from, WAIT_MS);
     assert_non_null(m);
     assert_non_null(strstr(m, "<body>x</body><nick xmlns='http://jabber.org/protocol/nick'>"
-                              "bad\xef\xbc\xbc" "20name</nick>"));
+                              "bad\xef\xbc\xbc"
+                              "20name</nick>"));
     free(m);
     char *to = xasprintf("\\5cx%.24s@" DOMAIN, digest);
     sessions_to_contact(f->b.sessions, message(to, "r2", "to the odd name"));
@@ -466,8 +471,7 @@ static void test_login_timeout_bounces_then_retries(void **state)
     post_event(np_event_signed_on(OWNER, "alice1"));
     expect_out("<presence from='" DOMAIN "' to='" OWNER "'><status>Connected to IRC as alice1"
                "</status></presence>");
-    char *note = take_out("The name alice is taken on IRC: you are connected as alice1.",
-                          WAIT_MS);
+    char *note = take_out("The name alice is taken on IRC: you are connected as alice1.", WAIT_MS);
     assert_non_null(note);
     free(note);
 }
@@ -662,7 +666,10 @@ static void test_shutdown_says_goodbye(void **state)
 static void test_node_of_a_stored_contact(void **state)
 {
     struct fixture *f = *state;
-    const char *names[] = {"Zed[X]", "bad\xef\xbc\xbc" "20name", "a@b c"};
+    const char *names[] = {"Zed[X]",
+                           "bad\xef\xbc\xbc"
+                           "20name",
+                           "a@b c"};
     sign_on(f);
     for (size_t i = 0; i < FERRY_ARRAY_LEN(names); i++) {
         char *node = contacts_node_of(names[i]);
@@ -675,7 +682,8 @@ static void test_node_of_a_stored_contact(void **state)
         free(from);
         free(node);
     }
-    char *node = contacts_node_of("bad\xef\xbc\xbc" "20name");
+    char *node = contacts_node_of("bad\xef\xbc\xbc"
+                                  "20name");
     assert_memory_equal(node, "\\5cx", 4);
     free(node);
     assert_null(contacts_node_of(""));
@@ -696,9 +704,13 @@ static void test_early_presence_expires_with_a_log_line(void **state)
     sessions_to_contact(f->b.sessions, presence(FULL, "bob@" DOMAIN, "probe"));
     sessions_to_contact(f->b.sessions, presence(OWNER, "carl@" DOMAIN, "subscribe"));
     assert_int_equal(wait_log("[session] " OWNER ": presence probe to bob@" DOMAIN
-                              " from before the sign-on expired", 1, WAIT_MS), 1);
+                              " from before the sign-on expired",
+                              1, WAIT_MS),
+                     1);
     assert_int_equal(wait_log("[session] " OWNER ": presence subscribe to carl@" DOMAIN
-                              " from before the sign-on expired", 1, WAIT_MS), 1);
+                              " from before the sign-on expired",
+                              1, WAIT_MS),
+                     1);
     /* A probe that arrives now is still young at the sign-on: it alone is answered. */
     sessions_to_contact(f->b.sessions, presence(FULL, "dan@" DOMAIN, "probe"));
     post_event(np_event_signed_on(OWNER, "alice"));
@@ -795,16 +807,14 @@ int main(void)
 {
     log_set_sink(record_log, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_probe_before_sign_on_waits_for_the_real_state,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_before_sign_on_waits_for_the_real_state, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_message_before_sign_on_is_sent_after_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_from_legacy_keeps_the_spelling_for_replies,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delivery_error_bounces_the_message, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_login_timeout_bounces_then_retries, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_error_bounces_the_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_login_timeout_bounces_then_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_error_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resources_and_priorities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscriptions_are_remembered, setup, teardown),
@@ -815,10 +825,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_early_presence_expires_with_a_log_line, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_backoff_doubles_to_the_cap, setup,
+        cmocka_unit_test_setup_teardown(test_reconnect_backoff_doubles_to_the_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_presence_from_the_owner_server_ends_it, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_error_presence_from_the_owner_server_ends_it,
-                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,8 +93,8 @@ static void test_may_bounce(void **state)
         const char *name, *type;
         int expected;
     } cases[] = {
-        {"iq", "get", 1},       {"iq", "set", 1},          {"iq", "result", 0},
-        {"iq", "error", 0},     {"message", NULL, 1},      {"message", "chat", 1},
+        {"iq", "get", 1},        {"iq", "set", 1},         {"iq", "result", 0},
+        {"iq", "error", 0},      {"message", NULL, 1},     {"message", "chat", 1},
         {"message", "error", 0}, {"presence", "error", 0}, {"presence", NULL, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -47,7 +47,13 @@ static void test_plain_text_unchanged(void **state)
         {"\xed\x9f\xbf \xee\x80\x80 \xef\xbf\xbd \xf4\x8f\xbf\xbf", 0,
          "\xed\x9f\xbf \xee\x80\x80 \xef\xbf\xbd \xf4\x8f\xbf\xbf"},
         /* DEL and C1 controls are allowed by XML 1.0. */
-        {"a\x7f" "b\xc2\x85" "c", 0, "a\x7f" "b\xc2\x85" "c"},
+        {"a\x7f"
+         "b\xc2\x85"
+         "c",
+         0,
+         "a\x7f"
+         "b\xc2\x85"
+         "c"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -55,28 +61,68 @@ static void test_plain_text_unchanged(void **state)
 static void test_irc_formatting_removed(void **state)
 {
     static const struct text_case cases[] = {
-        {"\x02" "bold\x02 text", 0, "bold text"},
-        {"\x1d" "it\x1f" "und\x1e" "st\x11" "mono\x16" "rev\x0f" "reset", 0,
-         "itundstmonorevreset"},
-        {"\x03" "4red", 0, "red"},
-        {"\x03" "04red", 0, "red"},
-        {"\x03" "4,12red on blue", 0, "red on blue"},
-        {"\x03" "04,02x", 0, "x"},
+        {"\x02"
+         "bold\x02 text",
+         0, "bold text"},
+        {"\x1d"
+         "it\x1f"
+         "und\x1e"
+         "st\x11"
+         "mono\x16"
+         "rev\x0f"
+         "reset",
+         0, "itundstmonorevreset"},
+        {"\x03"
+         "4red",
+         0, "red"},
+        {"\x03"
+         "04red",
+         0, "red"},
+        {"\x03"
+         "4,12red on blue",
+         0, "red on blue"},
+        {"\x03"
+         "04,02x",
+         0, "x"},
         /* At most two digits each: the third is text. */
-        {"\x03" "123", 0, "3"},
-        {"\x03" "1,234", 0, "4"},
+        {"\x03"
+         "123",
+         0, "3"},
+        {"\x03"
+         "1,234",
+         0, "4"},
         /* A comma counts only with a digit after it. */
-        {"\x03" "4,x", 0, ",x"},
-        {"\x03" "4,", 0, ","},
-        {"\x03" ",5", 0, ",5"},
-        {"\x03" "plain", 0, "plain"},
+        {"\x03"
+         "4,x",
+         0, ",x"},
+        {"\x03"
+         "4,",
+         0, ","},
+        {"\x03"
+         ",5",
+         0, ",5"},
+        {"\x03"
+         "plain",
+         0, "plain"},
         {"end\x03", 0, "end"},
-        {"\x03" "3", 0, ""},
-        {"\x04" "ff0000red", 0, "red"},
-        {"\x04" "FF0000,00ff00x", 0, "x"},
-        {"\x04" "ff00,x", 0, "ff00,x"},
-        {"\x04" "abcdef,12", 0, ",12"},
-        {"\x02\x03" "5,6\xc3\xa9t\xc3\xa9\x0f", 0, "\xc3\xa9t\xc3\xa9"},
+        {"\x03"
+         "3",
+         0, ""},
+        {"\x04"
+         "ff0000red",
+         0, "red"},
+        {"\x04"
+         "FF0000,00ff00x",
+         0, "x"},
+        {"\x04"
+         "ff00,x",
+         0, "ff00,x"},
+        {"\x04"
+         "abcdef,12",
+         0, ",12"},
+        {"\x02\x03"
+         "5,6\xc3\xa9t\xc3\xa9\x0f",
+         0, "\xc3\xa9t\xc3\xa9"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -84,7 +130,10 @@ static void test_irc_formatting_removed(void **state)
 static void test_forbidden_characters_removed(void **state)
 {
     static const struct text_case cases[] = {
-        {"a\x01" "b\x07" "c\x1b[0m", 0, "abc[0m"},
+        {"a\x01"
+         "b\x07"
+         "c\x1b[0m",
+         0, "abc[0m"},
         {"a\0b", 3, "ab"},
         {"\x0b\x0c\x05\x06\x0e\x10\x12\x1a\x1c", 0, ""},
         {"x\xef\xbf\xbey\xef\xbf\xbfz", 0, "xyz"},
@@ -102,7 +151,9 @@ static void test_invalid_utf8_repaired(void **state)
         {"\x80\xbf", 0, FFFD FFFD},
         {"\xf8\xff\xfe", 0, FFFD FFFD FFFD},
         /* Cut short: one for the bytes it had, the next byte starts afresh. */
-        {"\xe2\x82" "x", 0, FFFD "x"},
+        {"\xe2\x82"
+         "x",
+         0, FFFD "x"},
         {"\xf0\x9f\x98", 0, FFFD},
         {"\xc3", 0, FFFD},
         {"\xe2\x82\xc3\xa9", 0, FFFD "\xc3\xa9"},
@@ -119,7 +170,9 @@ static void test_invalid_utf8_repaired(void **state)
         {"\xf4\x90\x80\x80", 0, FFFD},
         {"\xf7\xbf\xbf\xbf", 0, FFFD},
         /* An IRC code after a broken sequence is still recognised. */
-        {"\xe2\x03" "4x", 0, FFFD "x"},
+        {"\xe2\x03"
+         "4x",
+         0, FFFD "x"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -227,8 +280,8 @@ static void test_split_examples(void **state)
 
 static void test_split_any_text_fits_and_joins(void **state)
 {
-    static const char *const parts[] = {"a", "b ", "&", "<", ">", "\n", "\xc3\xa9",
-                                        "\xe2\x98\x83", "\xf0\x9f\x98\x80", " ", "\t"};
+    static const char *const parts[] = {
+        "a", "b ", "&", "<", ">", "\n", "\xc3\xa9", "\xe2\x98\x83", "\xf0\x9f\x98\x80", " ", "\t"};
     uint32_t seed = 99;
     for (int round = 0; round < 2000; round++) {
         char text[2048] = "";

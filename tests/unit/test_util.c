@@ -33,7 +33,8 @@ static void test_random_id_alphabet_and_length(void **state)
     assert_int_equal(strlen(a), 16);
     assert_string_not_equal(a, b);
     for (int i = 0; i < 16; i++)
-        assert_non_null(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", a[i]));
+        assert_non_null(
+            strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", a[i]));
     char one[1] = {'x'};
     random_id(one, sizeof(one));
     assert_int_equal(one[0], '\0');
