@@ -621,6 +621,7 @@ out:
 static void *job_main(void *arg)
 {
     struct reg_job *job = arg;
+    pthread_setname_np(pthread_self(), "ferry-register"); /* for top -H, perf, the bench */
     if (job->remove)
         run_remove(job);
     else

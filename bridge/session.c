@@ -1177,6 +1177,7 @@ static void finish(struct session *s)
 static void *session_main(void *arg)
 {
     struct session *s = arg;
+    pthread_setname_np(pthread_self(), "ferry-session"); /* for top -H, perf, the bench */
     if (contacts_load(s->contacts, s->b->store, s->owner) < 0)
         log_warnx(TAG, "%s: stored contacts could not be read", s->owner);
     login(s);

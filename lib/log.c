@@ -91,7 +91,7 @@ void log_close(void)
 void log_set_level(enum log_level level)
 {
     pthread_mutex_lock(&logger.lock);
-    logger.level = level;
+    __atomic_store_n(&logger.level, level, __ATOMIC_RELAXED); /* read without the lock too */
     pthread_mutex_unlock(&logger.lock);
 }
 
@@ -212,6 +212,11 @@ static void log_line(enum log_level level, const char *tag, int add_errno, const
 static void log_line(enum log_level level, const char *tag, int add_errno, const char *fmt,
                      va_list ap)
 {
+    /* A filtered level must cost nothing: no formatting, no lock (every session thread logs
+     * debug lines per message). The level is read atomically; the check under the lock below
+     * stays authoritative. */
+    if (level > __atomic_load_n(&logger.level, __ATOMIC_RELAXED))
+        return;
     int saved_errno = errno;
     char line[LOG_LINE_MAX];
     int n = snprintf(line, sizeof(line), "[%s] ", tag ? tag : "-");

@@ -29,6 +29,7 @@ struct mailbox {
     size_t count;
     int closed;
     int readable; /* the descriptor currently signals */
+    int fd_used;  /* mb_fd() was called: only then is the descriptor kept in step */
     int fds[2];   /* eventfd: both the same; pipe: read end, write end */
     mb_free_fn free_msg;
 };
@@ -71,7 +72,10 @@ static void drain_fd(mailbox_t *mb)
 static void sync_fd(mailbox_t *mb)
 {
     int want = mb->count > 0 || mb->closed;
-    if (want == mb->readable)
+    /* Nobody can poll a descriptor they never asked for: session threads only use mb_recv,
+     * and keeping their eventfd in step cost a write and a read (two syscalls) per message
+     * handed to an idle session, in each direction. mb_fd() catches up on first use. */
+    if (!mb->fd_used || want == mb->readable)
         return;
     if (want)
         signal_fd(mb);
@@ -235,5 +239,11 @@ size_t mb_count(mailbox_t *mb)
 
 int mb_fd(mailbox_t *mb)
 {
+    pthread_mutex_lock(&mb->lock);
+    if (!mb->fd_used) {
+        mb->fd_used = 1;
+        sync_fd(mb); /* readable now if mail is already waiting */
+    }
+    pthread_mutex_unlock(&mb->lock);
     return mb->fds[0];
 }

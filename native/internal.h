@@ -94,6 +94,14 @@ char *np_html_to_text(const char *html);
 PurpleAccount *np_context_account(void);
 void np_set_context_account(PurpleAccount *account);
 
+/* ---- loop.c: libpurple's socket watches on one epoll set (native thread only) ---- */
+/* Creates the epoll set and its source: before purple_core_init. 0, or -1 (errno set). */
+int np_loop_init(void);
+guint np_input_add(gint fd, PurpleInputCondition cond, PurpleInputFunction fn, gpointer data);
+gboolean np_input_remove(guint handle);
+/* Drops every watch and the epoll source: after purple_core_quit. */
+void np_loop_free(void);
+
 /* ---- requests.c ---- */
 void *np_on_request_input(const char *title, const char *primary, const char *secondary,
                           const char *default_value, gboolean multiline, gboolean masked,

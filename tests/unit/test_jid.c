@@ -654,6 +654,64 @@ static void test_escape_property(void **state)
     g_rand_free(rng);
 }
 
+/* ---- the printable-ASCII fast path agrees with stringprep ---- */
+
+/* What the profile itself makes of s: a new string, or NULL when it refuses it. */
+static char *reference_prep(const char *s, const Stringprep_profile *profile)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", s);
+    if (stringprep(buf, sizeof(buf), STRINGPREP_NO_UNASSIGNED, profile) != STRINGPREP_OK ||
+        buf[0] == '\0')
+        return NULL;
+    return xstrdup(buf);
+}
+
+static void check_part(const char *got, const char *raw, const Stringprep_profile *profile)
+{
+    char *want = reference_prep(raw, profile);
+    if ((want == NULL) != (got == NULL) || (want && strcmp(want, got) != 0))
+        fail_msg("part \"%s\": got \"%s\", stringprep \"%s\"", raw, got ? got : "(refused)",
+                 want ? want : "(refused)");
+    free(want);
+}
+
+/* Every printable ASCII character (and space), alone and between mixed-case letters, as a
+ * node and as a resource: Ferry's result equals libidn's, refusals included. */
+static void test_ascii_fast_path(void **state)
+{
+    (void)state;
+    for (int c = 0x20; c < 0x7f; c++) {
+        if (c == '@' || c == '/')
+            continue; /* separators: they never reach a part */
+        char raw[8];
+        for (int form = 0; form < 2; form++) {
+            snprintf(raw, sizeof(raw), form ? "Ab%cZ" : "%c", c);
+            jid_t *n = jid_new(raw, "Example.COM", NULL);
+            check_part(n ? jid_node(n) : NULL, raw, stringprep_xmpp_nodeprep);
+            if (n)
+                assert_string_equal(jid_domain(n), "example.com");
+            jid_free(n);
+            jid_t *r = jid_new(NULL, "example.com", raw);
+            check_part(r ? jid_resource(r) : NULL, raw, stringprep_xmpp_resourceprep);
+            jid_free(r);
+        }
+    }
+    /* Domains: LDH shapes accepted as they are, and the ones IDNA's STD3 rules refuse. */
+    static const char *const good[] = {"A.b", "x-y.Example", "0.1.2.3", "a--b.c"};
+    static const char *const bad[] = {"-a.b", "a-.b", "a_b.c", "a b.c", "a..b", ".a"};
+    for (size_t i = 0; i < FERRY_ARRAY_LEN(good); i++) {
+        jid_t *j = jid_new(NULL, good[i], NULL);
+        assert_non_null(j);
+        char *lower = g_ascii_strdown(good[i], -1);
+        assert_string_equal(jid_domain(j), lower);
+        g_free(lower);
+        jid_free(j);
+    }
+    for (size_t i = 0; i < FERRY_ARRAY_LEN(bad); i++)
+        assert_null(jid_new(NULL, bad[i], NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_irc_nicks),
         cmocka_unit_test(test_node_from_legacy),
         cmocka_unit_test(test_escape_property),
+        cmocka_unit_test(test_ascii_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,6 +358,25 @@ static void test_poll_driven_receiver(void **state)
     mb_free(mb);
 }
 
+/* The descriptor is kept in step only once someone asks for it: mail queued before the first
+ * mb_fd() still makes it readable at once, and draining makes it quiet again. */
+static void test_fd_asked_late(void **state)
+{
+    (void)state;
+    mailbox_t *mb = mb_new(4, NULL);
+    void *msg = NULL;
+    assert_non_null(mb);
+    assert_int_equal(mb_send(mb, MSG(1)), MB_OK);
+    assert_int_equal(mb_send(mb, MSG(2)), MB_OK);
+    assert_true(fd_readable(mb));
+    assert_int_equal(mb_recv(mb, &msg, 0), MB_OK);
+    assert_true(fd_readable(mb));
+    assert_int_equal(mb_recv(mb, &msg, 0), MB_OK);
+    assert_int_equal(VAL(msg), 2);
+    assert_false(fd_readable(mb));
+    mb_free(mb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_free_frees_queued),
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_poll_driven_receiver),
+        cmocka_unit_test(test_fd_asked_late),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
