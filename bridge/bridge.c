@@ -33,8 +33,7 @@ fail:
     return st;
 }
 
-bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink,
-                     char **error)
+bridge_t *bridge_new(const struct ferry_config *cfg, const struct bridge_sink *sink, char **error)
 {
     bridge_t *b = xcalloc(1, sizeof(*b));
     b->cfg = cfg;

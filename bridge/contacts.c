@@ -209,8 +209,7 @@ int contacts_save(struct contacts *cs, struct store *st, const char *owner, stru
     return 0;
 }
 
-void contacts_forget(struct contacts *cs, struct store *st, const char *owner,
-                     struct contact *c)
+void contacts_forget(struct contacts *cs, struct store *st, const char *owner, struct contact *c)
 {
     if (c->stored_id && store_contact_remove(st, owner, c->stored_id) == STORE_EDB)
         log_warnx(TAG, "%s: contact %s not removed from the store", owner, c->jid);

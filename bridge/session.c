@@ -97,7 +97,7 @@ struct session {
     struct early *early;
     size_t nearly;
     int ending, announce;
-    int64_t linger_until; /* the last resource left: end then, unless one comes back */
+    int64_t linger_until;      /* the last resource left: end then, unless one comes back */
     struct searches *searches; /* search and user info requests waiting for native */
 };
 
@@ -209,9 +209,10 @@ static void send_transport_presence(struct session *s, const char *to)
 {
     int up = s->leg == LEG_ONLINE && !s->ending;
     xn_t *p = stanza_new("presence", s->domain, to ? to : s->owner, up ? NULL : "unavailable");
-    char *status = up ? xasprintf("Connected to %s as %s", network(s),
+    char *status = up          ? xasprintf("Connected to %s as %s", network(s),
                                   s->display_name ? s->display_name : s->username)
-                      : s->reason ? xstrdup(s->reason) : NULL;
+                   : s->reason ? xstrdup(s->reason)
+                               : NULL;
     if (status)
         xn_add_child_text(p, NULL, "status", status);
     free(status);
@@ -279,8 +280,8 @@ static void bounce_waiting(struct session *s, const char *condition, const char 
 /* The XMPP condition for a legacy delivery error, from its words. */
 static const char *send_error_condition(const char *reason)
 {
-    static const char *const not_found[] = {"no such", "not logged in", "not found",
-                                            "does not exist", "unknown user", "invalid user"};
+    static const char *const not_found[] = {"no such",        "not logged in", "not found",
+                                            "does not exist", "unknown user",  "invalid user"};
     static const char *const away[] = {"offline", "not online", "unavailable", "not available"};
     for (size_t i = 0; reason && i < FERRY_ARRAY_LEN(not_found); i++)
         if (strcasestr(reason, not_found[i]))
@@ -490,11 +491,11 @@ static void check_nick(struct session *s)
     if (!want || !got)
         return;
     size_t len = strcspn(want, "@");
-    if (strncasecmp(want, got, len) == 0 && (got[len] == '\0' || got[len] == '@' ||
-                                             got[len] == '/'))
+    if (strncasecmp(want, got, len) == 0 &&
+        (got[len] == '\0' || got[len] == '@' || got[len] == '/'))
         return;
-    char *text = xasprintf("The name %.*s is taken on %s: you are connected as %s.", (int)len,
-                           want, network(s), got);
+    char *text = xasprintf("The name %.*s is taken on %s: you are connected as %s.", (int)len, want,
+                           network(s), got);
     notify_owner(s, text);
     free(text);
 }
@@ -506,8 +507,8 @@ static void flush_waiting(struct session *s)
     for (size_t i = 0; i < n; i++) {
         xn_t *m = s->waiting[i];
         jid_t *to = jid_parse(xn_attr(m, "to"));
-        struct contact *c = to && jid_node(to) ? contacts_by_node(s->contacts, jid_node(to), 1)
-                                               : NULL;
+        struct contact *c =
+            to && jid_node(to) ? contacts_by_node(s->contacts, jid_node(to), 1) : NULL;
         char *body = xn_child_text(m, NULL, "body");
         if (c && body)
             send_im(s, c, m, body);
@@ -548,8 +549,8 @@ static void on_signed_on(struct session *s, const struct np_event *ev)
 
 static void on_connection_error(struct session *s, const struct np_event *ev)
 {
-    const char *why = ev->u.error.reason && *ev->u.error.reason ? ev->u.error.reason
-                                                                 : "connection error";
+    const char *why =
+        ev->u.error.reason && *ev->u.error.reason ? ev->u.error.reason : "connection error";
     char *clean = text_from_legacy_str(why);
     if (ev->u.error.fatal)
         fail_fatally(s, clean);
@@ -645,8 +646,7 @@ done:
 static struct contact *addressee(struct session *s, const xn_t *stanza)
 {
     jid_t *to = jid_parse(xn_attr(stanza, "to") ? xn_attr(stanza, "to") : "");
-    struct contact *c = to && jid_node(to) ? contacts_by_node(s->contacts, jid_node(to), 1)
-                                           : NULL;
+    struct contact *c = to && jid_node(to) ? contacts_by_node(s->contacts, jid_node(to), 1) : NULL;
     jid_free(to);
     return c;
 }
@@ -717,8 +717,9 @@ static void contact_message(struct session *s, xn_t *m)
         send_typing(s, c, m);
     body = xn_child_text(m, NULL, "body");
     if ((!body || !*body) && xn_child(m, NS_XHTML_IM, "html")) {
-        bounce_message(s, m, "not-acceptable", "this gateway carries plain text: the message "
-                                               "has rich text but no plain-text <body/>");
+        bounce_message(s, m, "not-acceptable",
+                       "this gateway carries plain text: the message "
+                       "has rich text but no plain-text <body/>");
         goto done;
     }
     if (!body || !*body) /* chat states, receipts, markers: nothing to deliver */
@@ -741,8 +742,7 @@ done:
     xn_unref(m);
 }
 
-static void subscription_changed(struct session *s, struct contact *c,
-                                 enum store_subscription sub)
+static void subscription_changed(struct session *s, struct contact *c, enum store_subscription sub)
 {
     if (c->sub == sub && c->stored_id)
         return;
@@ -753,8 +753,8 @@ static void subscription_changed(struct session *s, struct contact *c,
 static void owner_subscribes(struct session *s, struct contact *c)
 {
     np_send(np_cmd_add_buddy(s->owner, c->legacy, c->alias, NULL));
-    subscription_changed(s, c, c->sub == STORE_SUB_FROM || c->sub == STORE_SUB_BOTH
-                                   ? STORE_SUB_BOTH : STORE_SUB_TO);
+    subscription_changed(
+        s, c, c->sub == STORE_SUB_FROM || c->sub == STORE_SUB_BOTH ? STORE_SUB_BOTH : STORE_SUB_TO);
     /* Where the legacy contact must consent (prpl-jabber), the answer comes later as
      * NP_EV_BUDDY_AUTHORIZED (on_buddy_authorized; at once when it had consented before). The
      * stored "to" is the memory of the request: an answer that arrives at a later login is
@@ -803,8 +803,8 @@ static int buffered_type(const char *type)
 static void keep_early(struct session *s, xn_t *p)
 {
     if (s->nearly == MAX_EARLY) {
-        log_info(TAG, "%s: early-presence buffer full: oldest presence to %s dropped",
-                 s->owner, xn_attr(s->early[0].stanza, "to"));
+        log_info(TAG, "%s: early-presence buffer full: oldest presence to %s dropped", s->owner,
+                 xn_attr(s->early[0].stanza, "to"));
         xn_unref(s->early[0].stanza);
         memmove(s->early, s->early + 1, (MAX_EARLY - 1) * sizeof(*s->early));
         s->nearly--;
@@ -830,8 +830,7 @@ static void contact_presence(struct session *s, xn_t *p)
     }
     struct contact *c = addressee(s, p);
     if (!c)
-        log_info(TAG, "%s: presence %s to %s: no such contact", s->owner, type,
-                 xn_attr(p, "to"));
+        log_info(TAG, "%s: presence %s to %s: no such contact", s->owner, type, xn_attr(p, "to"));
     else if (is(type, "probe"))
         send_contact_presence(s, c, xn_attr(p, "from"));
     else if (is(type, "subscribe"))
@@ -899,8 +898,7 @@ static void on_buddy_authorized(struct session *s, const struct np_event *ev)
     struct contact *c = contacts_by_legacy(s->contacts, ev->u.authorized.who, 0);
     if (!c || (c->sub != STORE_SUB_TO && c->sub != STORE_SUB_BOTH)) {
         log_debug(TAG, "%s: %s from %s without a request: ignored", s->owner,
-                  ev->u.authorized.accepted ? "subscribed" : "unsubscribed",
-                  ev->u.authorized.who);
+                  ev->u.authorized.accepted ? "subscribed" : "unsubscribed", ev->u.authorized.who);
         return;
     }
     if (ev->u.authorized.accepted) {
@@ -984,8 +982,7 @@ static void on_im_received(struct session *s, const struct np_event *ev)
         goto done;
     }
     if (!*text) {
-        log_info(TAG, "%s: message from %s dropped: no text left once cleaned", s->owner,
-                 c->jid);
+        log_info(TAG, "%s: message from %s dropped: no text left once cleaned", s->owner, c->jid);
         goto done;
     }
     /* Longer than the server takes in one stanza: several messages, in order, that join up
@@ -1008,8 +1005,8 @@ static void on_im_send_failed(struct session *s, const struct np_event *ev)
 {
     struct contact *c = contacts_by_legacy(s->contacts, ev->u.send_failed.to, 0);
     xn_t *m = c ? contact_sent_pop(c, now_ms(), SEND_ERROR_WINDOW_MS) : NULL;
-    char *reason = text_from_legacy_str(ev->u.send_failed.reason ? ev->u.send_failed.reason
-                                                                 : "not delivered");
+    char *reason =
+        text_from_legacy_str(ev->u.send_failed.reason ? ev->u.send_failed.reason : "not delivered");
     if (m) {
         bounce_message(s, m, send_error_condition(reason), reason);
         xn_unref(m);
@@ -1022,9 +1019,9 @@ static void on_im_send_failed(struct session *s, const struct np_event *ev)
 
 static void on_typing(struct session *s, const struct np_event *ev)
 {
-    static const char *const names[] = {
-        [NP_TYPING_STOPPED] = "active", [NP_TYPING_ACTIVE] = "composing",
-        [NP_TYPING_PAUSED] = "paused"};
+    static const char *const names[] = {[NP_TYPING_STOPPED] = "active",
+                                        [NP_TYPING_ACTIVE] = "composing",
+                                        [NP_TYPING_PAUSED] = "paused"};
     struct contact *c = contacts_by_legacy(s->contacts, ev->u.typing.who, 1);
     if (!c || (size_t)ev->u.typing.state >= FERRY_ARRAY_LEN(names))
         return;
@@ -1272,8 +1269,7 @@ void session_free(struct session *s)
 {
     pthread_join(s->thread, NULL);
     if (s->mailbox_lost)
-        log_warnx(TAG, "%s: mailbox left allocated: the native thread may still use it",
-                  s->owner);
+        log_warnx(TAG, "%s: mailbox left allocated: the native thread may still use it", s->owner);
     else
         mb_free(s->mb);
     for (size_t i = 0; i < s->nres; i++) {

@@ -296,8 +296,7 @@ static int post(struct sessions *t, const char *owner, enum sess_msg_type type, 
     return s != NULL;
 }
 
-static void send_presence(struct sessions *t, const char *from, const char *to,
-                          const char *type)
+static void send_presence(struct sessions *t, const char *from, const char *to, const char *type)
 {
     xn_t *p = xn_new(XN_NS_COMPONENT, "presence");
     xn_set_attr(p, "from", from);
@@ -342,8 +341,7 @@ static void contact_iq(struct sessions *t, xn_t *iq, const char *owner)
         goto done;
     if (!is_registered(t, owner)) {
         bridge_bounce(t->b, iq, "registration-required", NULL);
-    } else if (payload && strcmp(type, "get") == 0 &&
-               strcmp(xn_ns(payload), NS_DISCO_INFO) == 0 &&
+    } else if (payload && strcmp(type, "get") == 0 && strcmp(xn_ns(payload), NS_DISCO_INFO) == 0 &&
                strcmp(xn_name(payload), "query") == 0 && !xn_attr(payload, "node")) {
         xn_t *query;
         xn_t *reply = stanza_iq_result_with(iq, NS_DISCO_INFO, "query", &query);
@@ -380,7 +378,8 @@ static void no_session(struct sessions *t, xn_t *stanza, const char *owner)
         bridge_bounce(t->b, stanza, "registration-required", NULL);
     } else {
         char *text = xasprintf("You are not online with %s: send it your presence (come "
-                               "online) first, then send the message again.", domain);
+                               "online) first, then send the message again.",
+                               domain);
         bridge_bounce(t->b, stanza, "recipient-unavailable", text);
         free(text);
     }
@@ -430,7 +429,8 @@ void sessions_request(struct sessions *t, xn_t *iq)
             bridge_bounce(t->b, iq, "registration-required", NULL);
         } else {
             char *text = xasprintf("You are not online with %s: send it your presence (come "
-                                   "online) first, then ask again.", t->b->cfg->component_jid);
+                                   "online) first, then ask again.",
+                                   t->b->cfg->component_jid);
             bridge_bounce(t->b, iq, "recipient-unavailable", text);
             free(text);
         }

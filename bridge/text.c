@@ -60,7 +60,13 @@ static size_t hex_colour_args(const unsigned char *p, const unsigned char *end)
 static size_t irc_code(const unsigned char *p, const unsigned char *end)
 {
     switch (*p) {
-    case 0x02: case 0x0f: case 0x11: case 0x16: case 0x1d: case 0x1e: case 0x1f:
+    case 0x02:
+    case 0x0f:
+    case 0x11:
+    case 0x16:
+    case 0x1d:
+    case 0x1e:
+    case 0x1f:
         return 1;
     case 0x03:
         return 1 + colour_args(p + 1, end);
@@ -168,7 +174,9 @@ static size_t char_cost(const unsigned char *p, const unsigned char *end, size_t
     size_t n = decode(p, end, &cp);
     *len = n;
     if (n > 1)
-        return cp == REPLACEMENT && !(n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] == 0xbd) ? 3 * n : n;
+        return cp == REPLACEMENT && !(n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] == 0xbd)
+                   ? 3 * n
+                   : n;
     switch (p[0]) {
     case '&':
     case '\r':
@@ -183,8 +191,8 @@ static size_t char_cost(const unsigned char *p, const unsigned char *end, size_t
 
 /* Length of the next piece of at most max (escaped: as XML text; else bytes), ending at the
  * first line break when stop_at_newline is set. */
-static size_t piece_len(const unsigned char *p, const unsigned char *end, size_t max,
-                        int escaped, int stop_at_newline)
+static size_t piece_len(const unsigned char *p, const unsigned char *end, size_t max, int escaped,
+                        int stop_at_newline)
 {
     size_t cost = 0, i = 0, after_nl = 0, after_sp = 0;
     while (p + i < end) {

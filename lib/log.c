@@ -17,7 +17,7 @@
 static struct {
     pthread_mutex_t lock; /* guards everything below and serializes writes */
     enum log_level level;
-    FILE *file;           /* NULL: stderr */
+    FILE *file; /* NULL: stderr */
     char *file_path;
     int use_syslog;
     char *secrets[LOG_SECRETS_MAX];
@@ -201,8 +201,8 @@ static void emit(enum log_level level, const char *message)
     } else {
         char stamp[40];
         format_time(stamp, sizeof(stamp));
-        fprintf(logger.file ? logger.file : stderr, "%s %-5s %s\n", stamp,
-                level_names[level], message);
+        fprintf(logger.file ? logger.file : stderr, "%s %-5s %s\n", stamp, level_names[level],
+                message);
     }
 }
 
@@ -254,13 +254,13 @@ void log_write(enum log_level level, const char *tag, const char *fmt, ...)
     va_end(ap);
 }
 
-#define LOG_FN(name, level, add_errno)                                                         \
-    void name(const char *tag, const char *fmt, ...)                                           \
-    {                                                                                          \
-        va_list ap;                                                                            \
-        va_start(ap, fmt);                                                                     \
-        log_line(level, tag, add_errno, fmt, ap);                                              \
-        va_end(ap);                                                                            \
+#define LOG_FN(name, level, add_errno)                                                             \
+    void name(const char *tag, const char *fmt, ...)                                               \
+    {                                                                                              \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        log_line(level, tag, add_errno, fmt, ap);                                                  \
+        va_end(ap);                                                                                \
     }
 
 LOG_FN(log_error, LOG_LEVEL_ERROR, 1)

@@ -112,9 +112,9 @@ static PurpleCoreUiOps core_ops = {
 };
 
 static PurpleEventLoopUiOps eventloop_ops = {
-    .timeout_add = ev_timeout_add,                 /* g_timeout_add through a wrapper */
-    .timeout_remove = ev_source_remove,            /* g_source_remove */
-    .input_add = np_input_add,                     /* one epoll set for every socket: loop.c */
+    .timeout_add = ev_timeout_add,      /* g_timeout_add through a wrapper */
+    .timeout_remove = ev_source_remove, /* g_source_remove */
+    .input_add = np_input_add,          /* one epoll set for every socket: loop.c */
     .input_remove = np_input_remove,
     .timeout_add_seconds = ev_timeout_add_seconds, /* coarse timers, fewer wake-ups */
 };

@@ -866,7 +866,6 @@ void component_shutdown(component_t *c, int timeout_ms)
     set_state(c, COMPONENT_CLOSED);
 }
 
-
 /* The server's domain for pings: ours without its first label ("irc.example.org" ->
  * "example.org"), or NULL for a single-label domain. */
 static char *parent_domain(const char *domain)

@@ -248,11 +248,13 @@ static int run(const struct ferry_config *cfg)
     struct app app = {0};
     struct router_sink sink = {sink_send, &app};
     struct bridge_sink bridge_sink = {sink_send, &app};
-    struct router_hooks hooks = {.to_contact = on_to_contact, .presence = on_presence,
-                                 .register_iq = on_register, .search_iq = on_search,
+    struct router_hooks hooks = {.to_contact = on_to_contact,
+                                 .presence = on_presence,
+                                 .register_iq = on_register,
+                                 .search_iq = on_search,
                                  .ctx = &app};
-    struct component_events events = {.stanza = on_stanza, .link_up = on_link_up,
-                                      .link_down = on_link_down, .ctx = &app};
+    struct component_events events = {
+        .stanza = on_stanza, .link_up = on_link_up, .link_down = on_link_down, .ctx = &app};
     char *error = NULL;
     int rc = EXIT_FAILURE;
     int sig_fd = signal_fd();
