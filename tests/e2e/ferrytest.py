@@ -615,6 +615,18 @@ class Ferry:
         """Stops Ferry by its PID; returns its exit status (SIGKILL after timeout)."""
         return self.proc.stop(sig, timeout) if self.proc else None
 
+    def stop_cleanly(self):
+        """Stops Ferry with SIGTERM; fails unless it exits 0 (a test class's last check)."""
+        rc = self.stop()
+        if rc != 0:
+            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (rc, self.log_tail()))
+
+    def assert_running(self):
+        """Fails when Ferry is no longer running (each test's first check)."""
+        if not self.alive():
+            raise AssertionError('ferry is not running (exit %s):\n%s' % (
+                self.proc.returncode if self.proc else None, self.log_tail()))
+
     def wait_exit(self, timeout):
         """The exit status if Ferry exits within timeout, else None."""
         return self.proc.wait(timeout)

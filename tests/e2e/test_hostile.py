@@ -64,15 +64,10 @@ class HostileCase(ts.SessionCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.ferry.stop()
-        if rc != 0:
-            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (
-                rc, cls.ferry.log_tail()))
+        cls.ferry.stop_cleanly()
 
     def setUp(self):
-        if not self.ferry.alive():
-            self.fail('ferry is not running (exit %s):\n%s' % (self.ferry.proc.returncode,
-                                                               self.ferry.log_tail()))
+        self.ferry.assert_running()
         self.losses = len(link_losses(self.ferry))
 
     def tearDown(self):

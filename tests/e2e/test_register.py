@@ -210,16 +210,11 @@ class RegisterTest(RegisterCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.ferry.stop()
+        cls.ferry.stop_cleanly()
         cls.ferry.assert_secret_not_logged()
-        if rc != 0:
-            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (
-                rc, cls.ferry.log_tail()))
 
     def setUp(self):
-        if not self.ferry.alive():
-            self.fail('ferry is not running (exit %s):\n%s' % (self.ferry.proc.returncode,
-                                                               self.ferry.log_tail()))
+        self.ferry.assert_running()
 
     def test_form_plain_and_xdata(self):
         c = self.user(self.prosody, 'formuser', online=False)

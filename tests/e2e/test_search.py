@@ -115,15 +115,10 @@ class IrcSearchTest(SearchCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.ferry.stop()
-        if rc != 0:
-            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (
-                rc, cls.ferry.log_tail()))
+        cls.ferry.stop_cleanly()
 
     def setUp(self):
-        if not self.ferry.alive():
-            self.fail('ferry is not running (exit %s):\n%s' % (self.ferry.proc.returncode,
-                                                               self.ferry.log_tail()))
+        self.ferry.assert_running()
 
     def test_disco_advertises_search(self):
         c = self.prosody.client('discoverer')
@@ -284,10 +279,7 @@ class DirectoryTest(SearchCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.ferry.stop()
-        if rc != 0:
-            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (
-                rc, cls.ferry.log_tail()))
+        cls.ferry.stop_cleanly()
 
     def legacy_owner(self, name, legacy_user):
         c = self.owner(self.prosody, name, register=False)

@@ -197,15 +197,10 @@ class SessionTest(SessionCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.ferry.stop()
-        if rc != 0:
-            raise AssertionError('ferry exited with %s on SIGTERM:\n%s' % (
-                rc, cls.ferry.log_tail()))
+        cls.ferry.stop_cleanly()
 
     def setUp(self):
-        if not self.ferry.alive():
-            self.fail('ferry is not running (exit %s):\n%s' % (self.ferry.proc.returncode,
-                                                               self.ferry.log_tail()))
+        self.ferry.assert_running()
 
     def test_online_then_messages_both_ways(self):
         peer = self.irc(self.ngircd, 'pia')
