@@ -96,6 +96,11 @@ void bridge_link_down(bridge_t *b)
     pending_link_down(b->pending);
 }
 
+void bridge_link_drained(bridge_t *b)
+{
+    pending_link_up(b->pending); /* a flush the full queue cut short goes on */
+}
+
 void bridge_shutdown(bridge_t *b)
 {
     sessions_shutdown(b->sessions);

@@ -39,6 +39,9 @@ void bridge_link_up(bridge_t *b);
 /* The component link was lost: messages from contacts to owners wait in the store (and so
  * survive a restart) until it is back. */
 void bridge_link_down(bridge_t *b);
+/* The link's outbound queue, which refused a stanza because it was full, has room again
+ * (component thread): messages the store still holds for owners go on, in order. */
+void bridge_link_drained(bridge_t *b);
 /* Shutdown (SIGTERM): tell every online owner their contacts and the transport are going
  * unavailable (through the sink), then log everybody out. Returns when the presences are
  * queued. */

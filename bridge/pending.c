@@ -8,12 +8,15 @@
  *
  * Order: from link down to the end of the flush at link up every such message goes to the
  * store, under one lock; only once the store is empty are they sent directly again. What
- * reached the component's queue before the loss was noticed waits there and is written
- * first at link up (it is older). A flush the component's queue cannot take whole is
- * continued at the next send while the store still holds messages.
+ * reached the component's queue before the loss was noticed (and messages the lost link had
+ * not written, which the component puts back at the head of its queue) waits there and is
+ * written first at link up (it is older). A flush the component's queue cannot take whole
+ * stops at the first refused message and goes on when the component says its queue drained
+ * (pending_link_up again), so it never spins and never overtakes itself.
  *
- * Threads: pending_keep runs on any thread (sessions), the link events on the component
- * thread. The flag is atomic so that the usual case (link up, nothing waiting) takes no
+ * Threads: pending_keep runs on any thread (sessions), the link events and the flush on the
+ * component thread only (so the component's "drained" always follows a refusal the flush
+ * saw). The flag is atomic so that the usual case (link up, nothing waiting) takes no
  * lock. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -138,16 +141,16 @@ static xn_t *parse_stanza(const char *text)
 
 /* ---- handing on ---- */
 
-/* Under lock: sends owner's stored messages. 0 when none is left, -1 when the component's
- * queue is full (the rest stays). */
-static int flush_owner(struct pending *p, const char *owner)
+/* Under lock: sends owner's stored messages. 0 when none is left, 1 when the component's
+ * queue is full (the rest stays), -1 when the store failed. *left counts what stays. */
+static int flush_owner(struct pending *p, const char *owner, size_t *left)
 {
     struct store_pending *rows = NULL;
-    size_t count = 0;
+    size_t count = 0, i;
     int rc = 0;
     if (store_pending_list(p->b->store, owner, &rows, &count) != STORE_OK)
         return -1;
-    for (size_t i = 0; i < count && rc == 0; i++) {
+    for (i = 0; i < count && rc == 0; i++) {
         if (rows[i].direction != STORE_DIR_TO_OWNER)
             continue;
         xn_t *m = rows[i].stanza ? parse_stanza(rows[i].stanza) : NULL;
@@ -155,30 +158,38 @@ static int flush_owner(struct pending *p, const char *owner)
             log_warnx(TAG, "%s: stored message %lld from %s is unreadable: dropped", owner,
                       (long long)rows[i].id, rows[i].peer);
         else if (p->b->sink.send(p->b->sink.ctx, m) != 0)
-            rc = -1; /* the queue is full: this one and the rest stay stored */
+            rc = 1; /* the queue is full: this one and the rest stay stored */
         if (rc == 0)
             store_pending_remove(p->b->store, rows[i].id);
     }
+    *left += rc == 1 ? count - i + 1 : 0;
     store_pending_list_free(rows, count);
     return rc;
 }
 
 /* Under lock: hands on everything stored while the link is up; direct sending resumes once
- * the store is empty. */
+ * the store is empty. A store that fails lets messages through directly (out of order
+ * rather than stuck: nothing would retry), the rest waiting for the next link up. */
 static void flush(struct pending *p)
 {
     char **owners = NULL;
-    size_t count = 0;
-    int sent_all = 1;
-    if (!p->link_up || store_registration_list(p->b->store, &owners, &count) != STORE_OK)
+    size_t count = 0, left = 0;
+    int rc = 0;
+    if (!p->link_up)
         return;
-    for (size_t i = 0; i < count && sent_all; i++)
-        sent_all = flush_owner(p, owners[i]) == 0;
+    if (store_registration_list(p->b->store, &owners, &count) != STORE_OK)
+        rc = -1;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = flush_owner(p, owners[i], &left);
     store_strings_free(owners, count);
-    if (sent_all)
+    if (rc == 1)
+        log_info(TAG, "the outbound queue is full: %zu or more stored message(s) wait for room",
+                 left);
+    else if (rc < 0)
+        log_warnx(TAG, "the store failed during the flush: what it still holds waits for the "
+                       "next link up");
+    if (rc <= 0)
         atomic_store(&p->direct, 1);
-    else
-        log_warnx(TAG, "the outbound queue is full: stored messages wait for the next send");
 }
 
 int pending_keep(struct pending *p, xn_t *stanza)
@@ -188,7 +199,7 @@ int pending_keep(struct pending *p, xn_t *stanza)
     char *owner = kept_owner(p->b, stanza);
     int kept = 0;
     pthread_mutex_lock(&p->lock);
-    flush(p); /* a flush cut short at link up goes on */
+    /* Stored behind what waits (a flush the queue cut short goes on when it drains). */
     if (owner && !atomic_load(&p->direct))
         kept = store_message(p, owner, stanza) == 0;
     pthread_mutex_unlock(&p->lock);
@@ -202,7 +213,8 @@ void pending_link_up(struct pending *p)
 {
     pthread_mutex_lock(&p->lock);
     p->link_up = 1;
-    flush(p);
+    if (!atomic_load(&p->direct)) /* else the store holds nothing of ours: no scan */
+        flush(p);
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -59,11 +59,21 @@ struct resource {
     enum np_state show;
     char *status;
     int64_t seq; /* later presence wins a tie */
+    int stale;   /* known before the link came back, not confirmed since */
 };
 
 struct early {
     xn_t *stanza;
     int64_t expires;
+};
+
+/* A message handed to native and not answered yet (NP_EV_IM_SENT, or IM_SEND_FAILED with its
+ * id). IRC's flood control may hold it for minutes and for more messages than a contact's
+ * ring of recent messages keeps (contact_sent_push): here it waits for its own answer. */
+struct flying {
+    uint64_t id;
+    struct contact *c; /* contacts live as long as the session */
+    xn_t *m;
 };
 
 struct session {
@@ -98,7 +108,11 @@ struct session {
     size_t nearly;
     int ending, announce;
     int64_t linger_until;      /* the last resource left: end then, unless one comes back */
+    int64_t recheck_at;        /* the link came back: stale resources are dropped then */
     struct searches *searches; /* search and user info requests waiting for native */
+    struct flying *flying;     /* oldest first */
+    size_t nflying, flying_cap;
+    uint64_t last_im_id;
 };
 
 /* ---- small builders ---- */
@@ -282,7 +296,11 @@ static const char *send_error_condition(const char *reason)
 {
     static const char *const not_found[] = {"no such",        "not logged in", "not found",
                                             "does not exist", "unknown user",  "invalid user"};
-    static const char *const away[] = {"offline", "not online", "unavailable", "not available"};
+    static const char *const away[] = {"offline", "not online", "unavailable", "not available",
+                                       "the connection to"};
+    /* native's refusal when too much waits for IRC flood control */
+    if (reason && strcasestr(reason, "flood control"))
+        return "resource-constraint";
     for (size_t i = 0; reason && i < FERRY_ARRAY_LEN(not_found); i++)
         if (strcasestr(reason, not_found[i]))
             return "item-not-found";
@@ -331,25 +349,30 @@ static void resource_update(struct session *s, const char *jid, const xn_t *p)
     free(r->status);
     r->status = xn_child_text(p, NULL, "status");
     r->seq = ++s->seq;
+    r->stale = 0;
     free(prio);
     free(show);
 }
 
-/* Removes jid's resource, or every resource when jid is the bare JID. */
-static void resource_remove(struct session *s, const char *jid)
+/* Removes jid's resource, every resource when jid is the bare JID, or (jid NULL) the stale
+ * ones. Returns how many went. */
+static size_t resource_remove(struct session *s, const char *jid)
 {
-    int all = strcmp(jid, s->owner) == 0;
-    size_t kept = 0;
+    int all = jid && strcmp(jid, s->owner) == 0;
+    size_t kept = 0, before = s->nres;
     for (size_t i = 0; i < s->nres; i++) {
-        if (all || strcmp(s->res[i].jid, jid) == 0) {
-            log_info(TAG, "%s: resource %s offline", s->owner, s->res[i].jid);
-            free(s->res[i].jid);
-            free(s->res[i].status);
+        struct resource *r = &s->res[i];
+        if (all || (jid && strcmp(r->jid, jid) == 0) || (!jid && r->stale)) {
+            log_info(TAG, "%s: resource %s offline%s", s->owner, r->jid,
+                     jid ? "" : ": no presence since the link came back");
+            free(r->jid);
+            free(r->status);
         } else {
-            s->res[kept++] = s->res[i];
+            s->res[kept++] = *r;
         }
     }
     s->nres = kept;
+    return before - kept;
 }
 
 static const struct resource *best_resource(const struct session *s)
@@ -380,6 +403,27 @@ static void update_legacy_status(struct session *s)
     set_str(&s->sent_status, status);
     log_debug(TAG, "%s: legacy status %s (from %s)", s->owner, np_state_name(r->show), r->jid);
     np_send(np_cmd_set_status(s->owner, r->show, status));
+}
+
+/* Resources went: the legacy status follows those left; when none is left the logout waits
+ * LINGER_MS (maybe only a flap). */
+static void resources_gone(struct session *s)
+{
+    if (s->nres == 0)
+        s->linger_until = now_ms() + LINGER_MS;
+    else
+        update_legacy_status(s);
+}
+
+/* The component link came back, maybe from a server restart that took every client with it.
+ * The probe sent with SESS_MSG_LINK_UP brings a presence from each resource still (or again)
+ * online, or an unavailable from the bare JID when there is none (owner_presence); the rest
+ * are dropped at recheck_at. */
+static void on_link_up(struct session *s)
+{
+    for (size_t i = 0; i < s->nres; i++)
+        s->res[i].stale = 1;
+    s->recheck_at = s->nres ? now_ms() + SESS_LINK_GRACE_MS : 0;
 }
 
 /* ---- the legacy connection ---- */
@@ -562,6 +606,11 @@ static void on_connection_error(struct session *s, const struct np_event *ev)
 static void check_timers(struct session *s)
 {
     int64_t now = now_ms();
+    if (s->recheck_at && now >= s->recheck_at) {
+        s->recheck_at = 0;
+        if (resource_remove(s, NULL) > 0)
+            resources_gone(s);
+    }
     if (s->linger_until && now >= s->linger_until && s->nres == 0) {
         end_session(s, 1, NULL);
         return;
@@ -597,6 +646,8 @@ static int next_timeout(const struct session *s)
         next = s->retry_at;
     if (s->linger_until && s->linger_until < next)
         next = s->linger_until;
+    if (s->recheck_at && s->recheck_at < next)
+        next = s->recheck_at;
     for (size_t i = 0; i < s->nearly; i++)
         if (s->early[i].expires < next)
             next = s->early[i].expires;
@@ -622,14 +673,14 @@ static void owner_presence(struct session *s, xn_t *p)
         update_legacy_status(s);
     } else if (is(type, "unavailable") || is(type, "error")) {
         /* An error presence from the owner's server: that resource (or the whole user, when
-         * it comes from the bare JID) is gone. */
+         * it comes from the bare JID) is gone. An unavailable from the bare JID is the
+         * server's answer to a probe when no resource is online (Prosody 0.12: when the
+         * owner's roster lets the transport see the owner's presence). */
         resource_remove(s, jid_full(jid));
-        if (s->nres == 0 && (is(type, "error") || !jid_resource(jid)))
+        if (s->nres == 0 && is(type, "error"))
             end_session(s, 1, NULL);
-        else if (s->nres == 0) /* the last resource: maybe only a flap (see LINGER_MS) */
-            s->linger_until = now_ms() + LINGER_MS;
         else
-            update_legacy_status(s);
+            resources_gone(s);
     } else if (is(type, "probe")) {
         send_transport_presence(s, from);
     } else {
@@ -662,16 +713,43 @@ static char *legacy_lines(const struct session *s, const struct contact *c, cons
     return text_wrap(body, strlen(c->legacy) < 200 ? overhead : 100);
 }
 
+static uint64_t flying_add(struct session *s, struct contact *c, xn_t *m)
+{
+    if (s->nflying == s->flying_cap) {
+        s->flying_cap = s->flying_cap ? 2 * s->flying_cap : 8;
+        s->flying = xrealloc(s->flying, s->flying_cap * sizeof(*s->flying));
+    }
+    s->flying[s->nflying++] = (struct flying){++s->last_im_id, c, xn_ref(m)};
+    return s->last_im_id;
+}
+
+/* The message native answered with id, or (id 0) the newest one to c, taken off the list
+ * (caller owns the reference); NULL when there is none. */
+static xn_t *flying_take(struct session *s, uint64_t id, const struct contact *c)
+{
+    for (size_t i = s->nflying; i-- > 0;) {
+        struct flying *f = &s->flying[i];
+        if (id ? f->id != id : f->c != c)
+            continue;
+        xn_t *m = f->m;
+        memmove(f, f + 1, (s->nflying - i - 1) * sizeof(*f));
+        s->nflying--;
+        return m;
+    }
+    return NULL;
+}
+
 static void send_im(struct session *s, struct contact *c, xn_t *m, const char *body)
 {
     char *text = legacy_lines(s, c, body);
-    int rc = np_send(np_cmd_send_im(s->owner, c->legacy, text));
+    struct np_cmd *cmd = np_cmd_send_im(s->owner, c->legacy, text);
     free(text);
-    if (rc != NP_OK) {
+    cmd->u.im.id = flying_add(s, c, m);
+    uint64_t id = cmd->u.im.id;
+    if (np_send(cmd) != NP_OK) {
+        xn_unref(flying_take(s, id, c));
         bounce_message(s, m, "service-unavailable", "the gateway is stopping");
-        return;
     }
-    contact_sent_push(c, m, now_ms());
 }
 
 static void send_typing(struct session *s, struct contact *c, const xn_t *m)
@@ -1001,10 +1079,28 @@ done:
     free(text);
 }
 
+/* Native wrote the message (for IRC: every line, maybe long after): a delivery error may
+ * still follow within SEND_ERROR_WINDOW_MS from now. */
+static void on_im_sent(struct session *s, const struct np_event *ev)
+{
+    xn_t *m = flying_take(s, ev->u.sent.id, NULL);
+    struct contact *c = contacts_by_legacy(s->contacts, ev->u.sent.to, 0);
+    if (m && c)
+        contact_sent_push(c, m, now_ms());
+    xn_unref(m);
+}
+
 static void on_im_send_failed(struct session *s, const struct np_event *ev)
 {
     struct contact *c = contacts_by_legacy(s->contacts, ev->u.send_failed.to, 0);
-    xn_t *m = c ? contact_sent_pop(c, now_ms(), SEND_ERROR_WINDOW_MS) : NULL;
+    xn_t *m = NULL;
+    if (ev->u.send_failed.id) { /* native's answer to that very message */
+        m = flying_take(s, ev->u.send_failed.id, NULL);
+    } else if (c) { /* a later error: the latest message written, else the latest unanswered */
+        m = contact_sent_pop(c, now_ms(), SEND_ERROR_WINDOW_MS);
+        if (!m)
+            m = flying_take(s, 0, c);
+    }
     char *reason =
         text_from_legacy_str(ev->u.send_failed.reason ? ev->u.send_failed.reason : "not delivered");
     if (m) {
@@ -1065,6 +1161,9 @@ static void on_event(struct session *s, struct np_event *ev)
     case NP_EV_IM_SEND_FAILED:
         on_im_send_failed(s, ev);
         break;
+    case NP_EV_IM_SENT:
+        on_im_sent(s, ev);
+        break;
     case NP_EV_TYPING:
         on_typing(s, ev);
         break;
@@ -1106,6 +1205,8 @@ static void on_mail(struct session *s, void *mail)
         contact_presence(s, stanza);
     else if (type == SESS_MSG_REQUEST)
         searches_request(s->searches, stanza, s->leg == LEG_ONLINE, s->reason);
+    else if (type == SESS_MSG_LINK_UP)
+        on_link_up(s);
 }
 
 static void check_requests(struct session *s)
@@ -1137,7 +1238,12 @@ static void drain(struct session *s)
             struct np_event *ev = mail;
             if (ev->type == NP_EV_LOGGED_OUT)
                 s->logged_in = 0;
-            np_event_free(ev);
+            /* Native answers the messages it still held (IRC flood control) before
+             * LOGGED_OUT: the owner hears of each. */
+            if (ev->type == NP_EV_IM_SEND_FAILED || ev->type == NP_EV_IM_SENT)
+                on_event(s, ev);
+            else
+                np_event_free(ev);
             continue;
         }
         struct sess_msg *msg = mail;
@@ -1168,6 +1274,13 @@ static void finish(struct session *s)
         s->logged_in = 0;
     sessions_detach(s->table, s);
     drain(s);
+    /* Only when native stopped before answering (or never heard of the owner). */
+    for (size_t i = 0; i < s->nflying; i++) {
+        bounce_message(s, s->flying[i].m, "recipient-unavailable",
+                       "the session with the legacy network ended");
+        xn_unref(s->flying[i].m);
+    }
+    s->nflying = 0;
     log_info(TAG, "%s: session ended", s->owner);
 }
 
@@ -1280,6 +1393,9 @@ void session_free(struct session *s)
     for (size_t i = 0; i < s->nwaiting; i++)
         xn_unref(s->waiting[i]);
     free(s->waiting);
+    for (size_t i = 0; i < s->nflying; i++)
+        xn_unref(s->flying[i].m);
+    free(s->flying);
     for (size_t i = 0; i < s->nearly; i++)
         xn_unref(s->early[i].stanza);
     free(s->early);

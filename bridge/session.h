@@ -32,6 +32,8 @@ enum sess_msg_type {
     SESS_MSG_WAKE,           /* no stanza: look at the request bits */
     SESS_MSG_REQUEST,        /* an IQ the session answers through the legacy network:
                               * jabber:iq:search to the domain, vcard-temp to a contact */
+    SESS_MSG_LINK_UP,        /* no stanza: the component link came back and the owner is
+                              * being probed (posted before any answer to the probe) */
 };
 
 struct sess_msg {
@@ -43,6 +45,13 @@ struct sess_msg {
 /* Request bits another thread may set on a session. */
 #define SESS_REQ_SHUTDOWN 0x1 /* SIGTERM: presences to the owner, then log out */
 #define SESS_REQ_END 0x2      /* end without presences (registration changed, teardown) */
+
+/* After SESS_MSG_LINK_UP, how long the owner's resources known from before have to be
+ * confirmed by a presence (the server's answer to the probe, or the client coming back)
+ * before they are dropped: a server restart forgets every client, and one that does not come
+ * back is never said to be gone. The answers take milliseconds; this leaves room for a
+ * loaded server and for the messages kept while the link was down, which go first. */
+#define SESS_LINK_GRACE_MS 5000
 
 /* Mail a session may hold before senders are refused. */
 #define SESSION_MAILBOX_CAPACITY 1024

@@ -216,7 +216,10 @@ static void end_all(struct sessions *t, int bits, int all_gone, int wait_ms)
 
 void sessions_shutdown(struct sessions *t)
 {
-    end_all(t, SESS_REQ_SHUTDOWN, 0, SHUTDOWN_WAIT_MS);
+    /* Until every session finished, not only left the table: after leaving it a session
+     * still hears native answer the messages IRC flood control held (before LOGGED_OUT), and
+     * its error stanzas must be queued before the stream closes. */
+    end_all(t, SESS_REQ_SHUTDOWN, 1, SHUTDOWN_WAIT_MS);
     reap(t);
 }
 
@@ -441,11 +444,27 @@ void sessions_request(struct sessions *t, xn_t *iq)
     free(owner);
 }
 
+/* Tells every live session that the link is back. Called on the component thread before
+ * the probes go out: as every stanza of the new link reaches a session through its mailbox
+ * too, the session sees this before any answer to its probe. */
+static void link_up_all(struct sessions *t)
+{
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        for (struct slot *slot = t->buckets[i]; slot; slot = slot->next)
+            if (session_post(slot->s, SESS_MSG_LINK_UP, NULL) != MB_OK)
+                log_warnx(TAG, "session of %s is too busy: its resources are not rechecked",
+                          session_owner(slot->s));
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 void sessions_probe_all(struct sessions *t)
 {
     char **owners = NULL;
     size_t count = 0;
     reap(t);
+    link_up_all(t);
     if (store_registration_list(t->b->store, &owners, &count) != STORE_OK) {
         log_warnx(TAG, "cannot list the registered owners: no presence probes sent");
         return;

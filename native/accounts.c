@@ -321,6 +321,7 @@ static PurpleAccount *account_build(const char *username, const char *password, 
 
 static void owner_free(struct np_owner *owner)
 {
+    np_outbox_detach(owner);
     g_hash_table_destroy(owner->sent);
     g_hash_table_destroy(owner->presence);
     free(owner->id);
@@ -363,6 +364,7 @@ struct np_owner *np_owner_add(const char *id, mailbox_t *mailbox, const char *us
     owner->sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     owner->presence = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_queue_init(&owner->infos);
+    np_outbox_attach(owner);
     g_hash_table_insert(owners_by_id, owner->id, owner);
     g_hash_table_insert(owners_by_account, account, owner);
     return owner;
@@ -437,6 +439,9 @@ static gboolean retry_cb(gpointer data)
 
 void np_owner_remove(struct np_owner *owner, int post_logged_out)
 {
+    /* Messages still held for flood control are answered before LOGGED_OUT (the logout
+     * closes the connection they waited for). */
+    np_outbox_bounce(owner, "closed");
     owner_detach(owner);
     account_bury(owner->account);
     if (post_logged_out)

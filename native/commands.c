@@ -290,6 +290,14 @@ struct np_event *np_event_im_send_failed(const char *owner, const char *to, cons
     return ev;
 }
 
+struct np_event *np_event_im_sent(const char *owner, const char *to, uint64_t id)
+{
+    struct np_event *ev = event_new(NP_EV_IM_SENT, owner);
+    ev->u.sent.to = xstrdup(to);
+    ev->u.sent.id = id;
+    return ev;
+}
+
 struct np_event *np_event_typing(const char *owner, const char *who, enum np_typing state)
 {
     struct np_event *ev = event_new(NP_EV_TYPING, owner);
@@ -387,6 +395,9 @@ static void event_free_body(struct np_event *ev)
         free(ev->u.send_failed.to);
         free(ev->u.send_failed.reason);
         break;
+    case NP_EV_IM_SENT:
+        free(ev->u.sent.to);
+        break;
     case NP_EV_TYPING:
         free(ev->u.typing.who);
         break;
@@ -450,6 +461,7 @@ const char *np_event_type_name(enum np_event_type type)
         [NP_EV_SEARCH_FORM] = "search-form",
         [NP_EV_SEARCH_RESULTS] = "search-results",
         [NP_EV_BUDDY_AUTHORIZED] = "buddy-authorized",
+        [NP_EV_IM_SENT] = "im-sent",
     };
     if ((size_t)type >= FERRY_ARRAY_LEN(names) || !names[type])
         return "unknown";

@@ -61,6 +61,8 @@ void np_on_disconnected(PurpleConnection *gc)
     if (!owner)
         return;
     g_hash_table_remove_all(owner->presence);
+    /* libpurple closed the connection (irc_close ran): what is still held will never go. */
+    np_outbox_bounce(owner, owner->out_lost ? "lost" : "closed");
     np_post(owner, np_event_signed_off(owner->id));
 }
 
@@ -91,6 +93,7 @@ void np_on_disconnect_reason(PurpleConnection *gc, PurpleConnectionError reason,
     int fatal = purple_connection_error_is_fatal(reason) || says_credentials_are_wrong(text);
     log_info(NP_TAG, "%s: connection error %d (%s): %s", owner->id, (int)reason,
              fatal ? "fatal" : "temporary", text ? text : "");
+    np_outbox_connection_lost(owner);
     np_post(owner, np_event_connection_error(owner->id, text, (int)reason, fatal));
 }
 

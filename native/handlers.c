@@ -21,8 +21,7 @@ static struct np_owner *signed_on_owner(const struct np_cmd *cmd, struct np_owne
     return purple_account_is_connected(owner->account) ? owner : NULL;
 }
 
-/* Plain text to the HTML libpurple expects: escaped, line breaks as <br>. */
-static char *text_to_html(const char *text)
+char *np_text_to_html(const char *text)
 {
     char *escaped = g_markup_escape_text(text, -1);
     char **lines = g_strsplit(escaped, "\n", -1);
@@ -68,63 +67,10 @@ static void handle_logout(const struct np_cmd *cmd)
 
 /* The conversation is where libpurple reports delivery problems with a name attached (IRC
  * writes "no such nick" there when one exists, and to a context-free notice otherwise). */
-static void ensure_conversation(PurpleAccount *account, const char *who)
+void np_ensure_conversation(PurpleAccount *account, const char *who)
 {
     if (!purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, who, account))
         purple_conversation_new(PURPLE_CONV_TYPE_IM, account, who);
-}
-
-static gboolean sent_long_ago(gpointer key, gpointer value, gpointer now)
-{
-    return *(gint64 *)now - *(gint64 *)value > NP_SEND_ERROR_WINDOW_MS;
-}
-
-/* When each name was last written to, so that a delivery error can be told from a notice. */
-static void remember_sent(struct np_owner *owner, const char *to)
-{
-    gint64 *when = g_new(gint64, 1);
-    *when = now_ms();
-    if (g_hash_table_size(owner->sent) >= 64)
-        g_hash_table_foreach_remove(owner->sent, sent_long_ago, when);
-    g_hash_table_replace(owner->sent, g_strdup(purple_normalize(owner->account, to)), when);
-}
-
-/* libpurple's IRC plugin (2.14) queues every outgoing line and writes the queue only from a
- * one-second GLib timer, which made each message wait half a second on average. That timer is
- * the source whose data is the connection's protocol data: making it ready now writes the
- * line at once, and the plugin's own flood control (ratelimit-burst, ratelimit-interval) still
- * decides how much goes out. Other protocols write at once and are left alone. */
-static void flush_irc_send_queue(PurpleAccount *account)
-{
-    PurpleConnection *gc = purple_account_get_connection(account);
-    if (gc == NULL || strcmp(purple_account_get_protocol_id(account), "prpl-irc") != 0)
-        return;
-    gpointer irc = purple_connection_get_protocol_data(gc);
-    GSource *timer = irc ? g_main_context_find_source_by_user_data(NULL, irc) : NULL;
-    if (timer)
-        g_source_set_ready_time(timer, 0);
-}
-
-static void handle_send_im(const struct np_cmd *cmd)
-{
-    struct np_owner *any;
-    struct np_owner *owner = signed_on_owner(cmd, &any);
-    const char *to = cmd->u.im.to;
-    if (!owner) {
-        if (any)
-            np_post(any, np_event_im_send_failed(any->id, to, "not signed on"));
-        return;
-    }
-    PurpleAccount *account = owner->account;
-    ensure_conversation(account, to);
-    remember_sent(owner, to);
-    char *html = text_to_html(cmd->u.im.text);
-    int rc = serv_send_im(purple_account_get_connection(account), to, html, 0);
-    g_free(html);
-    if (rc < 0)
-        np_post(owner, np_event_im_send_failed(owner->id, to, "the network refused it"));
-    else
-        flush_irc_send_queue(account);
 }
 
 static PurpleStatusType *status_type_for(PurpleAccount *account, enum np_state state)
@@ -163,7 +109,7 @@ static void handle_set_status(const struct np_cmd *cmd)
     const char *id = purple_status_type_get_id(type);
     const char *message = cmd->u.status.message;
     if (message && *message && purple_status_type_get_attr(type, "message")) {
-        char *html = text_to_html(message);
+        char *html = np_text_to_html(message);
         purple_account_set_status(account, id, TRUE, "message", html, NULL);
         g_free(html);
     } else {
@@ -268,7 +214,7 @@ static void handle_get_info(const struct np_cmd *cmd)
                                            NP_REQ_OFFLINE, "not signed on", NULL, 0));
         return;
     }
-    ensure_conversation(owner->account, cmd->u.info.who);
+    np_ensure_conversation(owner->account, cmd->u.info.who);
     np_info_start(owner, cmd->u.info.request_id, cmd->u.info.who);
 }
 
@@ -295,7 +241,7 @@ void np_handle_command(struct np_cmd *cmd)
         handle_logout(cmd);
         break;
     case NP_CMD_SEND_IM:
-        handle_send_im(cmd);
+        np_outbox_send(cmd);
         break;
     case NP_CMD_SET_STATUS:
         handle_set_status(cmd);

@@ -5,6 +5,7 @@
  *   accounts.c  the owner table (PurpleAccount* -> owner), [legacy] checked and turned into
  *               accounts, login pacing, posting events to mailboxes
  *   handlers.c  one small function per command
+ *   outbox.c    SEND_IM: every message answered, IRC paced by native/pacer.c
  *   events.c    connection, conversation, buddy list and authorization callbacks -> events
  *   requests.c  request and notify UI ops: user info, directory search, requests nobody asked */
 #ifndef FERRY_NATIVE_INTERNAL_H
@@ -31,6 +32,9 @@ struct np_owner {
     GQueue infos;             /* struct np_info_req *, head is the one asked */
     guint info_timer;         /* the asked request's timeout, or the idle that asks the next */
     struct np_search *search; /* the directory search under way, or NULL */
+    struct pacer *pacer;      /* IRC flood control (prpl-irc accounts), else NULL */
+    guint pace_timer;         /* armed while a line waits for the bucket */
+    int out_lost;             /* connection error: nothing more is handed to libpurple */
 };
 
 /* ---- accounts.c ---- */
@@ -66,6 +70,28 @@ char *np_mask_passwords(const char *line);
 
 /* ---- handlers.c ---- */
 void np_handle_command(struct np_cmd *cmd);
+/* Plain text to the HTML libpurple expects: escaped, line breaks as <br> (g_free). */
+char *np_text_to_html(const char *text);
+/* Opens the IM conversation with who, where libpurple reports delivery problems. */
+void np_ensure_conversation(PurpleAccount *account, const char *who);
+
+/* ---- outbox.c ---- */
+/* Connects to the IRC plugin's "irc-sending-text" (after purple_core_init); quit before
+ * purple_core_quit. */
+void np_outbox_init(void);
+void np_outbox_quit(void);
+/* A new owner: an IRC account gets its pacer from ratelimit-burst and ratelimit-interval, and
+ * ratelimit-interval 0 for libpurple (which then writes every line at once). */
+void np_outbox_attach(struct np_owner *owner);
+/* SEND_IM: answered with NP_EV_IM_SENT or NP_EV_IM_SEND_FAILED (the command's id). */
+void np_outbox_send(const struct np_cmd *cmd);
+/* The connection failed (reported before libpurple closes it): no more lines are handed. */
+void np_outbox_connection_lost(struct np_owner *owner);
+/* Answers every message the pacer still holds with NP_EV_IM_SEND_FAILED, the connection having
+ * been `what` ("lost", "closed"). Before the owner's LOGGED_OUT. */
+void np_outbox_bounce(struct np_owner *owner, const char *what);
+/* Frees the pacer (messages left are only logged: at np_stop nobody listens any more). */
+void np_outbox_detach(struct np_owner *owner);
 
 /* ---- events.c ---- */
 void np_on_connected(PurpleConnection *gc);

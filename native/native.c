@@ -243,6 +243,7 @@ static int native_init(char **error)
         return -1;
     }
     np_events_connect_signals();
+    np_outbox_init();
     np.loop = g_main_loop_new(NULL, FALSE);
     make_wake_source();
     return 0;
@@ -273,6 +274,7 @@ static void native_teardown(void)
         np_accounts_shutdown();
         run_due_callbacks();
         np_events_disconnect_signals();
+        np_outbox_quit();
         purple_core_quit();
         np.core_up = 0;
     }

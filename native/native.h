@@ -11,10 +11,11 @@
  *
  * Mailbox lifetime: native posts to an owner's mailbox from LOGIN until it posts
  * NP_EV_LOGGED_OUT (the answer to LOGOUT; also after the CONNECTION_ERROR of a LOGIN refused
- * before connecting, and to the old mailbox when a LOGIN replaced it). That event
- * is never dropped (retried while the mailbox is full); after it native never touches the
- * mailbox again, so the owner may free it then (or after np_stop returned). Every other event
- * is dropped with a warning when the mailbox is full: native never blocks.
+ * before connecting, and to the old mailbox when a LOGIN replaced it). That event, and the
+ * answers to SEND_IM (IM_SENT, and IM_SEND_FAILED with an id), are never dropped (retried
+ * while the mailbox is full, in order); after LOGGED_OUT native never touches the mailbox
+ * again, so the owner may free it then (or after np_stop returned). Every other event is
+ * dropped with a warning when the mailbox is full: native never blocks.
  *
  * Names are the network's own, as libpurple gives them: prpl-jabber reports messages and
  * typing from full JIDs. A server-side contact list (prpl-jabber) may arrive as BUDDY_ADDED
@@ -76,7 +77,7 @@ int np_protocol_needs_authorization(void);
 enum np_cmd_type {
     NP_CMD_LOGIN,        /* connect the owner's legacy account */
     NP_CMD_LOGOUT,       /* disconnect; answered by NP_EV_LOGGED_OUT */
-    NP_CMD_SEND_IM,      /* plain UTF-8 text, native escapes it for libpurple */
+    NP_CMD_SEND_IM,      /* plain UTF-8 text, native escapes it for libpurple; answered */
     NP_CMD_SET_STATUS,   /* the owner's own legacy status */
     NP_CMD_ADD_BUDDY,    /* add to the legacy contact list (may ask the contact's consent) */
     NP_CMD_REMOVE_BUDDY, /* remove from the legacy contact list */
@@ -119,6 +120,13 @@ struct np_cmd {
         struct {
             char *to;
             char *text;
+            /* The caller's name for this message (0 by the constructor; set it before np_send):
+             * NP_EV_IM_SENT or NP_EV_IM_SEND_FAILED with this id answers it, exactly once,
+             * unless the owner is not logged in (no mailbox to answer to). IRC lines may wait
+             * for flood control ([legacy] ratelimit-burst, ratelimit-interval) for minutes;
+             * when the connection goes, every message still waiting is answered with
+             * SEND_FAILED. */
+            uint64_t id;
         } im;
         struct {
             enum np_state state;
@@ -196,6 +204,7 @@ enum np_event_type {
      * contact accepted (also at once when it had already) or refused; also a contact that
      * withdraws an earlier consent (accepted 0) */
     NP_EV_BUDDY_AUTHORIZED,
+    NP_EV_IM_SENT, /* the answer to a SEND_IM: written to the network (every line, for IRC) */
 };
 
 /* Outcome of a request (GET_INFO, SEARCH). */
@@ -247,7 +256,13 @@ struct np_event {
         struct {
             char *to;
             char *reason;
+            uint64_t id; /* the SEND_IM answered; 0: a later delivery error (IRC's "no such
+                          * nick"), about the latest message to `to` */
         } send_failed;
+        struct {
+            char *to;
+            uint64_t id;
+        } sent;
         struct {
             char *who;
             enum np_typing state;
@@ -301,7 +316,9 @@ struct np_event *np_event_buddy_added(const char *owner, const char *who, const 
 struct np_event *np_event_buddy_removed(const char *owner, const char *who);
 struct np_event *np_event_im_received(const char *owner, const char *from, const char *text,
                                       unsigned flags, time_t when);
+/* id 0; set u.send_failed.id for an answer to a SEND_IM. */
 struct np_event *np_event_im_send_failed(const char *owner, const char *to, const char *reason);
+struct np_event *np_event_im_sent(const char *owner, const char *to, uint64_t id);
 struct np_event *np_event_typing(const char *owner, const char *who, enum np_typing state);
 struct np_event *np_event_auth_request(const char *owner, uint64_t id, const char *who,
                                        const char *alias, const char *message);

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +25,26 @@
 #define READ_CHUNK 16384
 #define READS_PER_WAKE 8           /* bounded work per poll round, fair to the queue */
 #define OUT_HIGH_WATER (64 * 1024) /* stop draining the queue while this much is unwritten */
+#define QUEUE_LOW_WATER (COMPONENT_QUEUE_CAPACITY / 2) /* "drained" once a full queue is here */
 #define STREAM_CLOSE "</stream:stream>"
 #define NS_PING "urn:xmpp:ping"
 #define NS_DELAY "urn:xmpp:delay"
 
-/* A stanza waiting in the outbound queue, with when it was queued. */
+/* A stanza waiting in the outbound queue, with when it was queued. Once serialized into the
+ * output it stays there, in order, until the socket took its last byte, so that a lost link
+ * knows which stanzas it never wrote. */
 struct queued {
     xn_t *stanza;
-    int64_t queued_at; /* the component's clock */
-    int64_t wall_ms;   /* Unix time, for a delay stamp */
+    int64_t queued_at;   /* the component's clock */
+    int64_t wall_ms;     /* Unix time, for a delay stamp */
+    struct queued *next; /* in the output's list or the retry list */
+    uint64_t start, end; /* its bytes in the output, counted since the link was attached */
+};
+
+/* What a lost link did not write, by kind. */
+struct tally {
+    size_t messages, presences, iqs, other;
+    uint64_t bytes;
 };
 
 static void unref_msg(void *msg)
@@ -57,7 +70,9 @@ struct component {
     char *ping_target; /* the server's domain: the parent of ours, or NULL (see ping_to) */
     struct component_events ev;
     struct component_ops ops;
-    mailbox_t *queue; /* xn_t * waiting to be written */
+    mailbox_t *queue;     /* struct queued * waiting to be written */
+    struct queued *retry; /* messages a lost link did not write: written before the queue */
+    atomic_int refused;   /* the queue refused a stanza (full) since the last "drained" */
     xs_parser_t *parser;
 
     enum component_state state;
@@ -76,6 +91,8 @@ struct component {
 
     char *out; /* bytes not yet written: out[out_off .. out_len) */
     size_t out_len, out_off, out_cap;
+    uint64_t appended, written;           /* bytes put in the output and sent, since the attach */
+    struct queued *in_out, **in_out_tail; /* stanzas in the output, not wholly written */
 
     enum verdict verdict;
     char *verdict_reason;
@@ -143,6 +160,7 @@ static void out_append(component_t *c, const char *data, size_t len)
     }
     memcpy(c->out + c->out_len, data, len);
     c->out_len += len;
+    c->appended += len;
 }
 
 static size_t out_pending(const component_t *c)
@@ -160,16 +178,107 @@ static int out_flush(component_t *c)
         if (n < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         c->out_off += (size_t)n;
+        c->written += (uint64_t)n;
         c->last_write = now(c);
     }
     if (out_pending(c) == 0)
         c->out_off = c->out_len = 0;
+    while (c->in_out && c->in_out->end <= c->written) {
+        struct queued *q = c->in_out;
+        c->in_out = q->next;
+        unref_msg(q);
+    }
+    if (c->in_out == NULL)
+        c->in_out_tail = &c->in_out;
     return 0;
 }
 
-static void out_discard(component_t *c)
+static void tally_add(struct tally *t, const xn_t *stanza, uint64_t bytes)
 {
+    switch (stanza_kind(stanza)) {
+    case STANZA_MESSAGE:
+        t->messages++;
+        break;
+    case STANZA_PRESENCE:
+        t->presences++;
+        break;
+    case STANZA_IQ:
+        t->iqs++;
+        break;
+    default:
+        t->other++;
+    }
+    t->bytes += bytes;
+}
+
+static size_t tally_count(const struct tally *t)
+{
+    return t->messages + t->presences + t->iqs + t->other;
+}
+
+/* The output is thrown away (the link is gone). A stanza the socket took in part counts as
+ * written: the server may have it, and writing it again could deliver it twice. Messages it
+ * never took go back to the head of the queue when requeue is set (in order, ahead of
+ * everything queued after them), so they are written, delay-stamped, on the next link;
+ * presences and IQs are stale by then (a reconnection probes every owner again) and are
+ * dropped. Both counted in one log line. */
+static void out_discard(component_t *c, int requeue)
+{
+    struct tally kept = {0}, dropped = {0};
+    struct queued *back = NULL, **tail = &back;
+
+    while (c->in_out) {
+        struct queued *q = c->in_out;
+        c->in_out = q->next;
+        if (q->start < c->written) {
+            unref_msg(q);
+        } else if (requeue && stanza_kind(q->stanza) == STANZA_MESSAGE) {
+            tally_add(&kept, q->stanza, q->end - q->start);
+            *tail = q;
+            tail = &q->next;
+        } else {
+            tally_add(&dropped, q->stanza, q->end - q->start);
+            unref_msg(q);
+        }
+    }
+    *tail = c->retry;
+    c->retry = back;
+    c->in_out_tail = &c->in_out;
     c->out_off = c->out_len = 0;
+    c->appended = c->written = 0;
+    if (tally_count(&kept) + tally_count(&dropped) == 0)
+        return;
+    log_warnx(TAG,
+              "%zu stanza(s) (%" PRIu64 " bytes) not written when the link closed: "
+              "%zu message(s) back in the queue for the next link; dropped: %zu message(s), "
+              "%zu presence(s), %zu iq(s), %zu other",
+              tally_count(&kept) + tally_count(&dropped), kept.bytes + dropped.bytes, kept.messages,
+              dropped.messages, dropped.presences, dropped.iqs, dropped.other);
+}
+
+/* Frees every stanza still waiting to be written (the component is going away), with a
+ * count. Component thread only, once no other thread sends. */
+static void drop_queued(component_t *c)
+{
+    struct tally t = {0};
+    struct queued *q;
+    void *msg;
+
+    while ((q = c->retry) != NULL || mb_recv(c->queue, &msg, 0) == MB_OK) {
+        if (q)
+            c->retry = q->next;
+        else
+            q = msg;
+        size_t len = 0;
+        free(xn_serialize(q->stanza, XN_NS_COMPONENT, XN_SER_DEFAULT, &len));
+        tally_add(&t, q->stanza, len);
+        unref_msg(q);
+    }
+    if (tally_count(&t) > 0)
+        log_warnx(TAG,
+                  "dropping %zu stanza(s) (%" PRIu64 " bytes) never written to the server: "
+                  "%zu message(s), %zu presence(s), %zu iq(s), %zu other",
+                  tally_count(&t), t.bytes, t.messages, t.presences, t.iqs, t.other);
 }
 
 /* ---- losing and regaining the link ---- */
@@ -213,7 +322,7 @@ static void close_link(component_t *c, const char *stream_error, int send_close)
     (void)out_flush(c);
     close(c->fd);
     c->fd = -1;
-    out_discard(c);
+    out_discard(c, 1);
     xs_reset(c->parser);
     c->ping_pending = 0;
     free(c->stream_from);
@@ -333,18 +442,50 @@ static void stamp_delay(const component_t *c, xn_t *stanza, int64_t wall_ms)
     xn_set_attr(delay, "stamp", stamp);
 }
 
+/* The next stanza to write: what a lost link gave back first, then the queue. */
+static struct queued *next_queued(component_t *c)
+{
+    struct queued *q = c->retry;
+    void *msg;
+    if (q) {
+        c->retry = q->next;
+        q->next = NULL;
+        return q;
+    }
+    return mb_recv(c->queue, &msg, 0) == MB_OK ? msg : NULL;
+}
+
 /* Moves queued stanzas to the output while the link is up and the output is not backed up. */
 static void drain_queue(component_t *c, size_t high_water)
 {
-    void *msg;
-    while (c->state == COMPONENT_UP && out_pending(c) < high_water &&
-           mb_recv(c->queue, &msg, 0) == MB_OK) {
-        struct queued *q = msg;
+    struct queued *q;
+    while (c->state == COMPONENT_UP && out_pending(c) < high_water && (q = next_queued(c))) {
         if (q->queued_at < c->up_since) /* it waited for the link */
             stamp_delay(c, q->stanza, q->wall_ms);
+        q->start = c->appended;
         write_stanza(c, q->stanza);
-        unref_msg(q);
+        q->end = c->appended;
+        if (q->end == q->start) { /* too large: not written at all */
+            unref_msg(q);
+            continue;
+        }
+        q->next = NULL;
+        *c->in_out_tail = q;
+        c->in_out_tail = &q->next;
     }
+}
+
+/* Tells the bridge that the queue, full when a stanza was refused, has room again (half of
+ * it), so that what waits for room (the store's messages) goes on. Component thread only. */
+static void maybe_drained(component_t *c)
+{
+    if (c->state != COMPONENT_UP || !atomic_load(&c->refused) ||
+        mb_count(c->queue) > QUEUE_LOW_WATER)
+        return;
+    atomic_store(&c->refused, 0);
+    log_debug(TAG, "the outbound queue has room again");
+    if (c->ev.drained)
+        c->ev.drained(c->ev.ctx);
 }
 
 /* Flushes; a write error loses the link. */
@@ -378,7 +519,7 @@ int component_send(component_t *c, xn_t *stanza)
 {
     int rc = check_outbound(c, stanza);
     if (rc == 0) {
-        struct queued *q = xmalloc(sizeof(*q));
+        struct queued *q = xcalloc(1, sizeof(*q));
         q->stanza = stanza;
         q->queued_at = now(c);
         q->wall_ms = wall_ms();
@@ -387,6 +528,8 @@ int component_send(component_t *c, xn_t *stanza)
             return COMPONENT_OK;
         free(q);
         rc = mb == MB_EFULL ? COMPONENT_EFULL : COMPONENT_ECLOSED;
+        if (mb == MB_EFULL)
+            atomic_store(&c->refused, 1);
         log_warnx(TAG, "dropping <%s> to %s: the outbound queue is %s", xn_name(stanza),
                   xn_attr(stanza, "to"), mb == MB_EFULL ? "full" : "closed");
     }
@@ -450,6 +593,7 @@ static void link_up(component_t *c)
     if (c->ev.link_up)
         c->ev.link_up(c->ev.ctx);
     drain_queue(c, OUT_HIGH_WATER);
+    maybe_drained(c);
 }
 
 static void on_stream_error(component_t *c, const xn_t *error)
@@ -599,7 +743,7 @@ void component_attach(component_t *c, int fd)
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     c->fd = fd;
     xs_reset(c->parser);
-    out_discard(c);
+    out_discard(c, 1);
     set_state(c, COMPONENT_OPENING);
     c->last_read = c->last_write = now(c);
 
@@ -670,6 +814,7 @@ int component_on_queue(component_t *c)
 {
     drain_queue(c, OUT_HIGH_WATER);
     flush_or_fail(c);
+    maybe_drained(c);
     return c->state == COMPONENT_FATAL ? COMPONENT_EFATAL : COMPONENT_OK;
 }
 
@@ -740,6 +885,7 @@ int component_tick(component_t *c)
         break;
     case COMPONENT_UP:
         up_timers(c, t);
+        maybe_drained(c); /* a refusal on another thread, after the last drain */
         break;
     case COMPONENT_FATAL:
     case COMPONENT_CLOSED:
@@ -861,8 +1007,9 @@ void component_shutdown(component_t *c, int timeout_ms)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
-    out_discard(c);
+    out_discard(c, 0);
     mb_close(c->queue);
+    drop_queued(c);
     set_state(c, COMPONENT_CLOSED);
 }
 
@@ -891,6 +1038,8 @@ component_t *component_new(const struct ferry_config *cfg, const struct componen
     c->cfg = cfg;
     c->queue = queue;
     c->fd = -1;
+    c->in_out_tail = &c->in_out;
+    atomic_init(&c->refused, 0);
     c->domain = xstrdup(jid_domain(jid));
     c->ping_target = parent_domain(c->domain);
     if (ev)
@@ -914,6 +1063,8 @@ void component_free(component_t *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
+    out_discard(c, 0);
+    drop_queued(c);
     mb_free(c->queue);
     xs_free(c->parser);
     free(c->out);

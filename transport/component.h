@@ -13,6 +13,12 @@
  * is down they wait in the queue and are written after reconnection. Nothing here sleeps or
  * blocks except the DNS lookup of [component] host and component_shutdown().
  *
+ * A lost link loses no message it was given: a stanza is "written" once the socket took at
+ * least its first byte (the server may have it); messages it never took go back to the head
+ * of the queue for the next link, presences and IQs are dropped, and the counts of both are
+ * logged (warn). What is still queued when the component is shut down or freed is dropped
+ * with a count.
+ *
  * A real process drives it from a poll loop: component_pollfds(), poll() with
  * component_timeout(), component_dispatch(). Tests call the steps themselves over a
  * socketpair with an injected clock and connector. */
@@ -62,6 +68,12 @@ struct component_events {
     void (*stanza)(void *ctx, xn_t *stanza);
     void (*link_up)(void *ctx);
     void (*link_down)(void *ctx);
+    /* The queue refused a stanza because it was full (COMPONENT_EFULL) and, the link being
+     * up, has drained to half its capacity since: a sender that stopped at the refusal may
+     * go on. Once per refusal, on the component thread, so a refusal seen by a sender on
+     * the component thread is always followed by it; one on another thread is noticed at
+     * the component thread's next poll round. */
+    void (*drained)(void *ctx);
     void *ctx;
 };
 

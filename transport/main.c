@@ -221,6 +221,11 @@ static void on_link_down(void *ctx)
     bridge_link_down(((struct app *)ctx)->bridge);
 }
 
+static void on_drained(void *ctx)
+{
+    bridge_link_drained(((struct app *)ctx)->bridge);
+}
+
 /* The component thread's loop. Returns the exit status. */
 static int loop(struct app *app, int sig_fd)
 {
@@ -253,8 +258,11 @@ static int run(const struct ferry_config *cfg)
                                  .register_iq = on_register,
                                  .search_iq = on_search,
                                  .ctx = &app};
-    struct component_events events = {
-        .stanza = on_stanza, .link_up = on_link_up, .link_down = on_link_down, .ctx = &app};
+    struct component_events events = {.stanza = on_stanza,
+                                      .link_up = on_link_up,
+                                      .link_down = on_link_down,
+                                      .drained = on_drained,
+                                      .ctx = &app};
     char *error = NULL;
     int rc = EXIT_FAILURE;
     int sig_fd = signal_fd();

@@ -12,8 +12,8 @@ exact stanzas that came back.
 
 Environment: FERRY_BINARY (absolute path of build/ferry), FERRY_E2E_KEEP=1 keeps the
 temporary directories, FERRY_E2E_DEBUG=1 turns on slixmpp's debug log, FERRY_E2E_WRAPPER
-prefixes the daemon's command line (e.g. "valgrind -q --error-exitcode=99"; timeouts are not
-scaled for it).
+prefixes the daemon's command line (e.g. "valgrind -q --error-exitcode=99"), FERRY_E2E_SLOWDOWN
+stretches the waits that depend on Ferry's own speed (scaled(); default 4 with a wrapper, else 1).
 """
 
 import asyncio
@@ -67,6 +67,18 @@ NS = {
 
 class HarnessError(AssertionError):
     """A fixture could not do its job: the test fails (never skips) with this message."""
+
+
+# Under valgrind (make check-valgrind) Ferry runs one thread at a time and its own work takes
+# about 4 times as long end to end (test_hostile's flood of 3,000 messages: 0.6 s natively,
+# 2.5 s), while the servers and clients keep their speed: only waits on Ferry's work stretch.
+SLOWDOWN = float(os.environ.get('FERRY_E2E_SLOWDOWN') or
+                 (4 if os.environ.get('FERRY_E2E_WRAPPER') else 1))
+
+
+def scaled(seconds):
+    """seconds of waiting for something Ferry does, stretched by SLOWDOWN."""
+    return seconds * SLOWDOWN
 
 
 # ---------------------------------------------------------------- waiting, ports, cleanup
@@ -571,7 +583,7 @@ class Ferry:
         self.started_at = None
         register_cleanup(self.close)
 
-    def start(self, wait=True, timeout=15):
+    def start(self, wait=True, timeout=None):
         """Starts the process; with wait, until the component answers disco#info."""
         if not os.access(self.binary, os.X_OK):
             raise HarnessError('no Ferry binary at %s (build it: make build/ferry)' % self.binary)
@@ -583,9 +595,10 @@ class Ferry:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout=15, client=None):
+    def wait_ready(self, timeout=None, client=None):
         """Polls disco#info on the component domain until Ferry (identity category gateway)
         answers: the server delivering to the component is the real sign of a live link."""
+        timeout = timeout or scaled(15)
         deadline = time.monotonic() + timeout
         last = None
         while True:
@@ -611,9 +624,10 @@ class Ferry:
     def alive(self):
         return self.proc is not None and self.proc.alive()
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Stops Ferry by its PID; returns its exit status (SIGKILL after timeout)."""
-        return self.proc.stop(sig, timeout) if self.proc else None
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Stops Ferry by its PID; returns its exit status (SIGKILL after timeout; valgrind
+        checks for leaks after the last line Ferry runs)."""
+        return self.proc.stop(sig, timeout or scaled(10)) if self.proc else None
 
     def stop_cleanly(self):
         """Stops Ferry with SIGTERM; fails unless it exits 0 (a test class's last check)."""
@@ -647,8 +661,9 @@ class Ferry:
         return '--- %s\n%s\n--- %s\n%s' % (self.log, tail(self.log, lines),
                                            self.output, tail(self.output, 15))
 
-    def wait_log(self, pattern, timeout=10, count=1):
+    def wait_log(self, pattern, timeout=None, count=1):
         """Waits until the log holds count matches of pattern (a regex); returns them."""
+        timeout = timeout or scaled(10)
         rx = re.compile(pattern)
 
         def found():
@@ -666,8 +681,7 @@ class Ferry:
                 raise AssertionError('the component secret appears in Ferry\'s log')
 
     def close(self):
-        if self.proc:
-            self.proc.stop()
+        self.stop()
 
 
 def binary():

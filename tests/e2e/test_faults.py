@@ -656,3 +656,104 @@ class CrowdTest(FaultCase):
         self.assertNotRegex(log, r'Not connected to IRC|no answer within')
         print('\n    crowd: %d registrations in %.1f s, %d logins in %.1f s'
               % (self.N, reg_took, self.N, login_took))
+
+
+class FloodControlTest(FaultCase):
+    """IRC flood control (libpurple's defaults: 5 lines at once, then one every 2 s) holds
+    lines in Ferry, not in libpurple: what it holds when the connection or Ferry goes comes
+    back as errors, one per message, and a message that would overflow the queue is refused
+    at once."""
+
+    LINES = r'^:%s!\S* PRIVMSG %s :(.*)$'
+
+    def paced_servers(self):
+        # None drops the counting tests' ratelimit-interval 0: libpurple's defaults apply.
+        return self.servers(overrides={'legacy': {'ratelimit-interval': None}})
+
+    def send_batch(self, c, jid, tag_):
+        """Three messages of four lines and six one-line messages, at once."""
+        sent = ['\n'.join('%s-m%d-l%d' % (tag_, i, k) for k in range(4)) for i in range(3)]
+        sent += ['%s-s%d' % (tag_, i) for i in range(6)]
+        for body in sent:
+            c.message(jid, body)
+        return sent
+
+    def assert_counted(self, c, jid, sent, got):
+        """Every message reached the peer whole or came back as an error with its body, never
+        both; returns the bounced bodies."""
+        def bounced():
+            return [body_of(e) for e in c.received if is_message(e, jid, 'error')]
+        whole = [b for b in sent if all(line in got for line in b.split('\n'))]
+        ft.wait_until(lambda: len(whole) + len(bounced()) >= len(sent), 15,
+                      'an answer for every message (whole at the peer: %d)' % len(whole))
+        errors = bounced()
+        self.assertEqual(sorted(whole + errors), sorted(sent),
+                         'whole at the peer: %s; bounced: %s' % (whole, errors))
+        for e in c.received:
+            if is_message(e, jid, 'error'):
+                cond, text = ft.error_of(e)[1:3]
+                self.assertEqual(cond, 'recipient-unavailable', ft.to_string(e))
+                self.assertIn('the connection to IRC was', text)
+        return errors
+
+    def test_held_lines_bounce_when_ngircd_dies(self):
+        p, n, f = self.paced_servers()
+        peer = self.irc(n, 'floodpal')
+        c = self.owner(p, 'flo')
+        jid = contact('floodpal')
+        sent = self.send_batch(c, jid, 'k')  # 18 lines
+        got = []
+        t0 = time.monotonic()
+        while len(got) < 7:  # the burst, then paced lines
+            got.append(self.privmsg(peer, 'flo', 10))
+        took = time.monotonic() - t0
+        # The next line is due about 2 s after the last one: nothing is in flight.
+        peer.sock.close()
+        n.stop(ft.signal.SIGKILL)
+        errors = self.assert_counted(c, jid, sent, got)
+        self.assertGreater(took, 1.5, 'no flood control: %s' % got)
+        self.assertGreaterEqual(len(errors), 4, errors)
+        f.wait_log(r'flo@localhost: \d+ message\(s\) answered with an error \(\d+ partly sent, '
+                   r'\d+ line\(s\) not sent\): the connection was lost', 5)
+        print('\n    flood control: %d of %d messages bounced after ngircd died'
+              % (len(errors), len(sent)))
+
+    def test_held_lines_bounce_when_ferry_stops(self):
+        p, n, f = self.paced_servers()
+        peer = self.irc(n, 'stoppal')
+        c = self.owner(p, 'stoppy')
+        jid = contact('stoppal')
+        sent = self.send_batch(c, jid, 't')
+        got = []
+        while len(got) < 6:
+            got.append(self.privmsg(peer, 'stoppy', 10))
+        self.assertEqual(f.stop(), 0)
+        # What reached ngircd before Ferry quit is relayed to the peer.
+        try:
+            while True:
+                got.append(self.privmsg(peer, 'stoppy', 1))
+        except ft.HarnessError:
+            pass
+        errors = self.assert_counted(c, jid, sent, got)
+        self.assertGreaterEqual(len(errors), 4, errors)
+
+    def test_overflow_is_refused_at_once(self):
+        p, n, f = self.paced_servers()
+        peer = self.irc(n, 'fullpal')
+        c = self.owner(p, 'fully')
+        jid = contact('fullpal')
+        c.message(jid, 'before')
+        self.assertEqual(self.privmsg(peer, 'fully'), 'before')
+        big = '\n'.join('big %03d' % i for i in range(300))  # more than 256 lines
+        t0 = time.monotonic()
+        c.message(jid, big, id_='big1')
+        err = self.error_from(c, jid, 5)
+        self.assertLess(time.monotonic() - t0, 2)
+        self.assertEqual((err.get('id'), body_of(err)), ('big1', big))
+        cond, text = ft.error_of(err)[1:3]
+        self.assertEqual(cond, 'resource-constraint')
+        self.assertIn('flood control', text)
+        f.wait_log(r'fully@localhost: a message refused: 0 line\(s\) already wait', 5)
+        # Nothing of it went out; the next message does.
+        c.message(jid, 'after')
+        self.assertEqual(self.privmsg(peer, 'fully'), 'after')

@@ -10,7 +10,9 @@ import time
 import unittest
 
 import ferrytest as ft
+import test_sessions as ts
 from ferrytest import NS, COMPONENT
+from test_sessions import body_of, contact
 
 
 def identity_name(reply):
@@ -200,6 +202,86 @@ class LinkTest(unittest.TestCase):
         self.assertRegex(first['data'], rb"<ping xmlns=['\"]urn:xmpp:ping['\"]")
         self.assertTrue(f.alive(), f.log_tail())
         self.assert_stops_cleanly(f)
+
+
+class OwnersAcrossARestartTest(ts.SessionCase):
+    """Prosody killed under signed-on owners (issue 7): every client is gone with it. At link
+    up Ferry probes each owner; a resource that does not come back is dropped within the
+    grace period, and an owner with none left leaves the legacy network; one that comes back
+    keeps the legacy login without a logout/login flap."""
+
+    GRACE = 5  # bridge/session.c LINK_GRACE_MS
+    DEBOUNCE = 1  # bridge/session.c LINGER_MS
+
+    def servers(self, reconnect=0.2):
+        p = ft.Prosody()
+        self.addCleanup(p.close)
+        p.start()
+        n = ft.Ngircd(no_penalty=True)
+        self.addCleanup(n.close)
+        n.start()
+        f = ft.Ferry(p, n, overrides={'component': {'reconnect_min': reconnect,
+                                                    'reconnect_max': max(reconnect, 1)}})
+        self.addCleanup(f.close)
+        f.start()
+        return p, n, f
+
+    def two_resources(self, p, name):
+        """name online at desk (priority 5) and phone (priority 10, away): the phone decides
+        the IRC away message."""
+        desk = self.owner(p, name, resource='desk', priority=5)
+        phone = self.owner(p, name, resource='phone', register=False)
+        phone.presence(payload='<show>away</show><status>on the phone</status>'
+                               '<priority>10</priority>')
+        return desk, phone
+
+    def kill_prosody(self, p, f):
+        p.kill()
+        f.wait_log(r'link to \S+ lost', 10)
+        p.start()
+
+    def logins(self, f, name):
+        return len(re.findall(r'%s@localhost: logging in to' % name, f.log_text()))
+
+    def test_a_resource_that_does_not_come_back_is_dropped(self):
+        # Ferry waits 3 s before it tries the link again: the desk is back first, and the
+        # probe finds it online (Prosody answers with its presence, not the phone's).
+        p, n, f = self.servers(reconnect=3)
+        peer = self.irc(n, 'ritapal')
+        self.two_resources(p, 'rita')
+        self.wait_away(peer, 'rita', 'on the phone')
+        self.kill_prosody(p, f)
+        desk = p.client('rita', resource='desk')
+        self.addCleanup(desk.disconnect)
+        desk.xmpp.auto_authorize = None
+        desk.xmpp.auto_subscribe = False
+        desk.iq('get', None, "<query xmlns='jabber:iq:roster'/>")
+        desk.presence(payload=self.prio(5))
+        f.wait_ready(10)
+        back = time.monotonic()
+        # The phone's away message goes with the phone, within the grace period.
+        self.wait_away(peer, 'rita', None, timeout=self.GRACE + 5)
+        self.assertLess(time.monotonic() - back, self.GRACE + 4)
+        f.wait_log(r'rita@localhost: resource rita@localhost/phone offline', 5)
+        # The same legacy login all along: no logout, no second login.
+        self.assertTrue(self.on_irc(peer, 'rita'))
+        self.assertEqual(self.logins(f, 'rita'), 1, f.log_tail())
+        self.assertNotIn('rita@localhost: session ended', f.log_text())
+        peer.privmsg('rita', 'still there?')
+        self.assertEqual(body_of(self.message_from(desk, contact('ritapal'))), 'still there?')
+
+    def test_nobody_comes_back_and_the_owner_leaves_irc(self):
+        p, n, f = self.servers()
+        peer = self.irc(n, 'sampal')
+        self.two_resources(p, 'sam')
+        self.wait_away(peer, 'sam', 'on the phone')
+        self.kill_prosody(p, f)
+        f.wait_ready(10)
+        back = time.monotonic()
+        self.wait_irc(peer, 'sam', present=False, timeout=self.GRACE + self.DEBOUNCE + 5)
+        self.assertLess(time.monotonic() - back, self.GRACE + self.DEBOUNCE + 4)
+        f.wait_log(r'sam@localhost: session ended', 5)
+        f.stop_cleanly()
 
 
 if __name__ == '__main__':

@@ -43,9 +43,10 @@ struct fx {
     int peer; /* the server's end of the current connection */
     int connects;
     int refuse; /* the connector fails with ECONNREFUSED */
+    int sndbuf; /* SO_SNDBUF of the component's end, when not 0 */
     xn_t *got[64];
     size_t ngot;
-    int ups, downs;
+    int ups, downs, drains;
     char log[65536];
     /* The test server's view of what the component wrote. */
     xs_parser_t *srv;
@@ -95,6 +96,8 @@ static int fake_connect(void *ctx, const char *host, int port, int *in_progress)
         close(f->peer);
     f->peer = sv[1];
     fcntl(f->peer, F_SETFL, O_NONBLOCK);
+    if (f->sndbuf)
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &f->sndbuf, sizeof(f->sndbuf));
     srv_reset(f);
     *in_progress = 0;
     return sv[0];
@@ -115,6 +118,11 @@ static void on_up(void *ctx)
 static void on_down(void *ctx)
 {
     ((struct fx *)ctx)->downs++;
+}
+
+static void on_drained(void *ctx)
+{
+    ((struct fx *)ctx)->drains++;
 }
 
 static void capture_log(enum log_level level, const char *line, void *ctx)
@@ -209,7 +217,11 @@ static int setup(void **state)
     f->srv = xs_new(&cb, f, NULL);
     log_set_sink(capture_log, f);
     log_set_level(LOG_LEVEL_DEBUG);
-    struct component_events ev = {on_stanza, on_up, on_down, f};
+    struct component_events ev = {.stanza = on_stanza,
+                                  .link_up = on_up,
+                                  .link_down = on_down,
+                                  .drained = on_drained,
+                                  .ctx = f};
     struct component_ops ops = {fake_clock, fake_connect, fake_random, f};
     f->c = component_new(&f->cfg, &ev, &ops);
     assert_non_null(f->c);
@@ -824,6 +836,189 @@ static void test_shutdown(void **state)
     assert_int_equal(component_timeout(f->c), -1);
 }
 
+/* ---- what a lost link had not written ---- */
+
+static size_t text_len(const xn_t *stanza)
+{
+    size_t len;
+    free(xn_serialize(stanza, XN_NS_COMPONENT, XN_SER_DEFAULT, &len));
+    return len;
+}
+
+static xn_t *with_body(xn_t *m, const char *body)
+{
+    xn_add_child_text(m, NULL, "body", body);
+    return m;
+}
+
+static xn_t *stanza_of(const char *name, const char *type, const char *id)
+{
+    xn_t *st = xn_new(XN_NS_COMPONENT, name);
+    if (type)
+        xn_set_attr(st, "type", type);
+    xn_set_attr(st, "id", id);
+    xn_set_attr(st, "from", "bob@" DOMAIN);
+    xn_set_attr(st, "to", USER);
+    return st;
+}
+
+/* The component has output the socket would not take. */
+static int backed_up(struct fx *f)
+{
+    struct pollfd fds[2];
+    return component_pollfds(f->c, fds) > 0 && (fds[0].events & POLLOUT);
+}
+
+/* Reads and counts what the peer has, without parsing; appends it to *all when not NULL. */
+static size_t read_raw(struct fx *f, char **all, size_t *all_len)
+{
+    char buf[65536];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = read(f->peer, buf, sizeof(buf))) > 0) {
+        if (all) {
+            *all = xrealloc(*all, *all_len + (size_t)n + 1);
+            memcpy(*all + *all_len, buf, (size_t)n);
+            *all_len += (size_t)n;
+            (*all)[*all_len] = '\0';
+        }
+        total += (size_t)n;
+    }
+    return total;
+}
+
+/* Sends stanza and adds its size to *bytes. */
+static void send_counted(struct fx *f, xn_t *stanza, size_t *bytes)
+{
+    *bytes += text_len(stanza);
+    assert_int_equal(component_send(f->c, stanza), COMPONENT_OK);
+}
+
+/* The server stops reading, the link dies with stanzas in the output: the one the socket
+ * took in part counts as written; the messages after it are written, in order and
+ * delay-stamped, on the next link; presences and IQs are dropped; the log counts it all. */
+static void test_unwritten_messages_go_back_to_the_queue(void **state)
+{
+    struct fx *f = *state;
+    enum { MSGS = 40 };
+    char filler[801], id[16];
+    size_t start[MSGS + 3], offset = 0, bytes = 0, first_back = 0;
+    memset(filler, 'x', sizeof(filler) - 1);
+    filler[sizeof(filler) - 1] = '\0';
+    /* A small send buffer: the socket takes part of the output, cutting a stanza. */
+    f->sndbuf = 8192;
+    log_set_level(LOG_LEVEL_INFO); /* the stanzas themselves stay out of the captured log */
+    bring_up(f);
+    for (int i = 0; i < MSGS + 3; i++) {
+        snprintf(id, sizeof(id), "m%d", i);
+        xn_t *st = i < MSGS       ? with_body(stanza_of("message", "chat", id), filler)
+                   : i < MSGS + 2 ? stanza_of("presence", NULL, id)
+                                  : stanza_of("iq", "result", id);
+        start[i] = offset;
+        offset += text_len(st);
+        assert_int_equal(component_send(f->c, st), COMPONENT_OK);
+    }
+    assert_int_equal(component_on_queue(f->c), COMPONENT_OK);
+    assert_true(backed_up(f));
+    size_t got = read_raw(f, NULL, NULL);
+    close(f->peer);
+    f->peer = -1;
+    assert_int_equal(readable(f), COMPONENT_OK);
+    assert_int_equal(component_state(f->c), COMPONENT_WAITING);
+
+    while (first_back < MSGS && start[first_back] < got)
+        first_back++;
+    assert_true(first_back > 1 && first_back < MSGS);
+    assert_true(start[first_back - 1] < got && got < start[first_back]); /* one cut in two */
+    bytes = offset - start[first_back];
+    char *want = xasprintf("warn|[component] %zu stanza(s) (%zu bytes) not written when the link "
+                           "closed: %zu message(s) back in the queue for the next link; dropped: "
+                           "0 message(s), 2 presence(s), 1 iq(s), 0 other\n",
+                           MSGS + 3 - first_back, bytes, MSGS - first_back);
+    if (!strstr(f->log, want))
+        fail_msg("no line %s in:\n%s", want, f->log);
+    free(want);
+
+    f->clock = component_next_attempt(f->c);
+    bring_up(f);
+    for (int idle = 0; idle < 2;) {
+        char *out = drain(f);
+        idle = out[0] ? 0 : idle + 1;
+        free(out);
+        component_on_writable(f->c);
+    }
+    assert_int_equal(f->srv_n, 1 + MSGS - first_back); /* the handshake, then the messages */
+    for (size_t i = first_back; i < MSGS; i++) {
+        const xn_t *m = f->srv_st[1 + i - first_back];
+        snprintf(id, sizeof(id), "m%zu", i);
+        assert_string_equal(xn_attr(m, "id"), id);
+        const xn_t *delay = xn_child(m, "urn:xmpp:delay", "delay");
+        assert_non_null(delay);
+        assert_string_equal(xn_attr(delay, "from"), DOMAIN);
+    }
+}
+
+/* What is still queued when the component goes away is dropped with a count. */
+static void test_dropped_at_shutdown_are_counted(void **state)
+{
+    struct fx *f = *state;
+    size_t bytes = 0;
+    send_counted(f, with_body(stanza_of("message", NULL, "1"), "a"), &bytes);
+    send_counted(f, with_body(stanza_of("message", NULL, "2"), "b"), &bytes);
+    send_counted(f, stanza_of("presence", NULL, "3"), &bytes);
+    component_shutdown(f->c, 0);
+    char *want = xasprintf("warn|[component] dropping 3 stanza(s) (%zu bytes) never written to the "
+                           "server: 2 message(s), 1 presence(s), 0 iq(s), 0 other\n",
+                           bytes);
+    assert_non_null(strstr(f->log, want));
+    free(want);
+}
+
+/* A refusal (queue full) is followed by exactly one "drained", once the link is up and the
+ * queue is down to half; a server that reads nothing gets no notification and no spinning. */
+static void test_drained_after_a_refusal(void **state)
+{
+    struct fx *f = *state;
+    char id[16], body[301], *all = NULL;
+    size_t all_len = 0;
+    /* Large enough that half the queue does not fit in the socket and the output. */
+    memset(body, 'y', sizeof(body) - 1);
+    body[sizeof(body) - 1] = '\0';
+    log_set_level(LOG_LEVEL_INFO);
+    for (int i = 0; i < COMPONENT_QUEUE_CAPACITY; i++) {
+        snprintf(id, sizeof(id), "%d", i);
+        assert_int_equal(component_send(f->c, with_body(message(DOMAIN, USER, id), body)),
+                         COMPONENT_OK);
+    }
+    assert_int_equal(component_send(f->c, message(DOMAIN, USER, "x")), COMPONENT_EFULL);
+    component_tick(f->c);
+    assert_int_equal(f->drains, 0); /* not while the link is down */
+    bring_up(f);
+    for (int i = 0; i < 10; i++) {
+        component_on_writable(f->c);
+        component_on_queue(f->c);
+        component_tick(f->c);
+    }
+    assert_int_equal(f->drains, 0); /* the server reads nothing: the queue stays full */
+    for (int i = 0; i < 1000 && f->drains == 0; i++) {
+        read_raw(f, &all, &all_len);
+        component_on_writable(f->c);
+    }
+    assert_int_equal(f->drains, 1);
+    /* The rest, until nothing more comes. */
+    for (int idle = 0; idle < 2;) {
+        idle = read_raw(f, &all, &all_len) == 0 ? idle + 1 : 0;
+        component_on_writable(f->c);
+    }
+    assert_int_equal(f->drains, 1);
+    size_t n = 0;
+    for (const char *p = all; (p = strstr(p, "<message ")) != NULL; p++)
+        n++;
+    assert_int_equal(n, COMPONENT_QUEUE_CAPACITY);
+    assert_non_null(strstr(all, "id='4095'><body>"));
+    free(all);
+}
+
 /* ---- the real TCP connector and the poll helpers ---- */
 
 static int listener(int *port)
@@ -918,6 +1113,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbound_addresses_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_outbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwritten_messages_go_back_to_the_queue, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_at_shutdown_are_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drained_after_a_refusal, setup, teardown),
         cmocka_unit_test(test_tcp_connect_and_poll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

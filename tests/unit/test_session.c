@@ -803,6 +803,79 @@ static void test_error_presence_from_the_owner_server_ends_it(void **state)
     assert_int_equal(wait_log("[session] " OWNER ": session ended", 2, WAIT_MS), 2);
 }
 
+/* An available presence from one of alice's resources, with a priority. */
+static xn_t *available(const char *from, const char *show, const char *priority)
+{
+    xn_t *p = presence(from, DOMAIN, NULL);
+    if (show)
+        xn_add_child_text(p, NULL, "show", show);
+    if (priority)
+        xn_add_child_text(p, NULL, "priority", priority);
+    return p;
+}
+
+static void expect_status(enum np_state state, int ms)
+{
+    struct np_cmd *c = take_cmd(NP_CMD_SET_STATUS, ms);
+    assert_non_null(c);
+    assert_int_equal(c->u.status.state, state);
+    np_cmd_free(c);
+}
+
+/* issue 7: the component link came back (after a server restart that took every client):
+ * resources not confirmed by a presence within the grace period are dropped, the legacy
+ * status follows those left, and with none left the owner logs out. */
+static void test_link_up_drops_resources_that_are_not_back(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    expect_status(NP_STATE_AVAILABLE, WAIT_MS);
+    sessions_presence(f->b.sessions, available("alice@localhost/phone", "xa", "5"));
+    expect_status(NP_STATE_XA, WAIT_MS);
+    sessions_probe_all(f->b.sessions);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='probe'/>");
+    /* The server answers with the desk only: until the grace period ends, nothing changes. */
+    int64_t probed = now_ms();
+    sessions_presence(f->b.sessions, available(FULL, NULL, NULL));
+    assert_null(take_cmd(NP_CMD_SET_STATUS, 300));
+    expect_status(NP_STATE_AVAILABLE, SESS_LINK_GRACE_MS + WAIT_MS);
+    assert_true(now_ms() - probed >= SESS_LINK_GRACE_MS - 50);
+    assert_int_equal(wait_log("alice@localhost/phone offline: no presence since the link", 1, 0),
+                     1);
+    assert_null(take_cmd(NP_CMD_LOGOUT, 0));
+    /* Again, and nobody answers (no presence rights, say): the owner logs out. */
+    sessions_probe_all(f->b.sessions);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='probe'/>");
+    struct np_cmd *c = take_cmd(NP_CMD_LOGOUT, SESS_LINK_GRACE_MS + 1000 + WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='unavailable'/>");
+    assert_int_equal(wait_log("[session] " OWNER ": session ended", 1, WAIT_MS), 1);
+}
+
+/* issue 7: an unavailable from the bare JID (the server's answer to a probe when no resource
+ * is online) clears every resource and logs out after the usual pause: a resource back within
+ * it keeps the login. */
+static void test_unavailable_from_the_bare_jid_clears_every_resource(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    sessions_presence(f->b.sessions, available("alice@localhost/phone", NULL, "5"));
+    sessions_probe_all(f->b.sessions);
+    sessions_presence(f->b.sessions, presence(OWNER, DOMAIN, "unavailable"));
+    assert_int_equal(wait_log("resource alice@localhost/phone offline", 1, WAIT_MS), 1);
+    assert_int_equal(wait_log("resource " FULL " offline", 1, WAIT_MS), 1);
+    assert_null(take_cmd(NP_CMD_LOGOUT, 300));
+    sessions_presence(f->b.sessions, available(FULL, NULL, NULL));
+    assert_null(take_cmd(NP_CMD_LOGOUT, 1500));
+    sessions_presence(f->b.sessions, presence(OWNER, DOMAIN, "unavailable"));
+    struct np_cmd *c = take_cmd(NP_CMD_LOGOUT, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    assert_int_equal(wait_log("[session] " OWNER ": session ended", 1, WAIT_MS), 1);
+    assert_int_equal(wait_log("logging in", 2, 0), 1);
+}
+
 int main(void)
 {
     log_set_sink(record_log, NULL);
@@ -828,6 +901,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect_backoff_doubles_to_the_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_presence_from_the_owner_server_ends_it, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_link_up_drops_resources_that_are_not_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unavailable_from_the_bare_jid_clears_every_resource,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
