@@ -61,7 +61,8 @@ void sessions_to_contact(struct sessions *s, xn_t *stanza);
  * domain, vcard-temp get to a contact; takes ownership). Without a session: an error saying
  * to come online first, or registration-required. */
 void sessions_request(struct sessions *s, xn_t *iq);
-/* The link came up: probe every registered owner. */
+/* The link came up: tell every running session (its owner's resources are rechecked, see
+ * SESS_LINK_GRACE_MS), then probe every registered owner. */
 void sessions_probe_all(struct sessions *s);
 /* SIGTERM: unavailable from every contact and the transport to every online owner, then
  * legacy logout; returns when the presences are queued. */

@@ -45,6 +45,9 @@
  * flaps (reconnects at once, or a presence storm) keeps one legacy login instead of making
  * one per flap, which legacy servers punish as connection flooding. */
 #define LINGER_MS 1000
+/* Owner presences kept aside while the mailbox is full: one per full JID for availability, so a
+ * flapping client needs one slot however long it flaps; subscription answers take one each. */
+#define MAX_SPILLED 64
 
 enum legacy_state {
     LEG_CONNECTING, /* LOGIN sent, no answer yet */
@@ -86,6 +89,12 @@ struct session {
     pthread_t thread;
     atomic_int requests;
     int mailbox_lost; /* native may still post to mb: never free it */
+    /* Owner presences that found the mailbox full (spill_lock; see session_post_presence) */
+    pthread_mutex_t spill_lock;
+    xn_t **spilled; /* MAX_SPILLED slots, made on first use */
+    size_t nspilled;
+    atomic_uint_fast64_t presences_posted; /* owner presences that went into the mailbox */
+    uint64_t presences_read;               /* ... and that the thread has read (its own) */
 
     /* owned by the thread */
     struct resource *res;
@@ -1197,9 +1206,10 @@ static void on_mail(struct session *s, void *mail)
     xn_t *stanza = msg->stanza;
     enum sess_msg_type type = msg->type;
     free(msg);
-    if (type == SESS_MSG_OWNER_PRESENCE)
+    if (type == SESS_MSG_OWNER_PRESENCE) {
+        s->presences_read++;
         owner_presence(s, stanza);
-    else if (type == SESS_MSG_TO_CONTACT && stanza_kind(stanza) == STANZA_MESSAGE)
+    } else if (type == SESS_MSG_TO_CONTACT && stanza_kind(stanza) == STANZA_MESSAGE)
         contact_message(s, stanza);
     else if (type == SESS_MSG_TO_CONTACT)
         contact_presence(s, stanza);
@@ -1209,9 +1219,36 @@ static void on_mail(struct session *s, void *mail)
         on_link_up(s);
 }
 
+/* The spilled presences are newer than every owner presence posted to the mailbox before them
+ * (none is posted while any is spilled): they are taken in only once all of those are read,
+ * so that an older presence never overrides the last one. Until then the bit stays set; the
+ * presences still to be read are mail, so the thread comes back here without waiting. */
+static void take_spilled(struct session *s)
+{
+    if (s->presences_read != atomic_load(&s->presences_posted)) {
+        atomic_fetch_or(&s->requests, SESS_REQ_SPILLED);
+        return;
+    }
+    pthread_mutex_lock(&s->spill_lock);
+    xn_t **spilled = s->spilled;
+    size_t n = s->nspilled;
+    s->spilled = NULL;
+    s->nspilled = 0;
+    pthread_mutex_unlock(&s->spill_lock);
+    if (n == 0)
+        return; /* taken with an earlier batch */
+    log_info(TAG, "%s: %zu presence(s) kept aside while the mailbox was full taken in", s->owner,
+             n);
+    for (size_t i = 0; i < n; i++)
+        owner_presence(s, spilled[i]);
+    free(spilled);
+}
+
 static void check_requests(struct session *s)
 {
     int bits = atomic_exchange(&s->requests, 0);
+    if ((bits & SESS_REQ_SPILLED) && !(bits & SESS_REQ_END))
+        take_spilled(s);
     if (bits & SESS_REQ_END)
         end_session(s, 0, NULL);
     else if (bits & SESS_REQ_SHUTDOWN)
@@ -1254,6 +1291,21 @@ static void drain(struct session *s)
     }
 }
 
+/* After the session left the table nothing more is spilled: what was goes back to the table,
+ * after the mailbox (it is newer). */
+static void redispatch_spilled(struct session *s)
+{
+    pthread_mutex_lock(&s->spill_lock);
+    xn_t **spilled = s->spilled;
+    size_t n = s->nspilled;
+    s->spilled = NULL;
+    s->nspilled = 0;
+    pthread_mutex_unlock(&s->spill_lock);
+    for (size_t i = 0; i < n; i++)
+        sessions_redispatch(s->table, SESS_MSG_OWNER_PRESENCE, spilled[i]);
+    free(spilled);
+}
+
 static void finish(struct session *s)
 {
     if (s->announce) {
@@ -1274,6 +1326,7 @@ static void finish(struct session *s)
         s->logged_in = 0;
     sessions_detach(s->table, s);
     drain(s);
+    redispatch_spilled(s);
     /* Only when native stopped before answering (or never heard of the owner). */
     for (size_t i = 0; i < s->nflying; i++) {
         bounce_message(s, s->flying[i].m, "recipient-unavailable",
@@ -1332,6 +1385,8 @@ struct session *session_start(struct sessions *table, bridge_t *b, const char *o
     s->domain = b->cfg->component_jid;
     s->mb = mb;
     atomic_init(&s->requests, 0);
+    pthread_mutex_init(&s->spill_lock, NULL);
+    atomic_init(&s->presences_posted, 0);
     s->contacts = contacts_new(s->domain);
     s->searches = searches_new(b, owner);
     s->leg = LEG_CONNECTING;
@@ -1344,6 +1399,7 @@ struct session *session_start(struct sessions *table, bridge_t *b, const char *o
         log_errorx(TAG, "%s: cannot create a session thread: %s", owner, strerror(rc));
         contacts_free(s->contacts);
         searches_free(s->searches);
+        pthread_mutex_destroy(&s->spill_lock);
         mb_free(mb);
         free(s->owner);
         free(s);
@@ -1362,6 +1418,58 @@ int session_post(struct session *s, enum sess_msg_type type, xn_t *stanza)
     int rc = mb_send(s->mb, msg);
     if (rc != MB_OK)
         free(msg);
+    return rc;
+}
+
+/* Presences of which only the latest per full JID matters: availability (the resource's
+ * state) and probes (one answer does for many). Subscription requests and answers are kept
+ * each, in order. */
+static const char *coalescing_class(const xn_t *presence)
+{
+    const char *type = xn_attr(presence, "type");
+    if (!type || strcmp(type, "unavailable") == 0)
+        return "availability";
+    return strcmp(type, "probe") == 0 ? "probe" : NULL;
+}
+
+/* Keeps p aside: in place of the spilled presence of the same full JID and class, else in a
+ * free slot. 0, or -1 when no slot is left. */
+static int spill(struct session *s, xn_t *p)
+{
+    const char *from = xn_attr(p, "from"), *class = coalescing_class(p);
+    for (size_t i = 0; class && from && i < s->nspilled; i++) {
+        const char *other = xn_attr(s->spilled[i], "from");
+        const char *other_class = coalescing_class(s->spilled[i]);
+        if (other && other_class && strcmp(other, from) == 0 && strcmp(other_class, class) == 0) {
+            xn_unref(s->spilled[i]);
+            s->spilled[i] = p;
+            return 0;
+        }
+    }
+    if (s->nspilled == MAX_SPILLED)
+        return -1;
+    if (!s->spilled)
+        s->spilled = xcalloc(MAX_SPILLED, sizeof(*s->spilled));
+    s->spilled[s->nspilled++] = p;
+    return 0;
+}
+
+int session_post_presence(struct session *s, xn_t *presence)
+{
+    pthread_mutex_lock(&s->spill_lock);
+    int rc = MB_EFULL;
+    if (s->nspilled == 0) {
+        rc = session_post(s, SESS_MSG_OWNER_PRESENCE, presence);
+        if (rc == MB_OK)
+            atomic_fetch_add(&s->presences_posted, 1);
+    }
+    int spilled = rc == MB_EFULL && spill(s, presence) == 0;
+    pthread_mutex_unlock(&s->spill_lock);
+    if (spilled) {
+        rc = MB_OK;
+        /* No wake-up mail: the mailbox is full or its presences still to be read are. */
+        atomic_fetch_or(&s->requests, SESS_REQ_SPILLED);
+    }
     return rc;
 }
 
@@ -1396,6 +1504,10 @@ void session_free(struct session *s)
     for (size_t i = 0; i < s->nflying; i++)
         xn_unref(s->flying[i].m);
     free(s->flying);
+    for (size_t i = 0; i < s->nspilled; i++)
+        xn_unref(s->spilled[i]);
+    free(s->spilled);
+    pthread_mutex_destroy(&s->spill_lock);
     for (size_t i = 0; i < s->nearly; i++)
         xn_unref(s->early[i].stanza);
     free(s->early);

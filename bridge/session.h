@@ -45,6 +45,7 @@ struct sess_msg {
 /* Request bits another thread may set on a session. */
 #define SESS_REQ_SHUTDOWN 0x1 /* SIGTERM: presences to the owner, then log out */
 #define SESS_REQ_END 0x2      /* end without presences (registration changed, teardown) */
+#define SESS_REQ_SPILLED 0x4  /* owner presences kept aside: see session_post_presence */
 
 /* After SESS_MSG_LINK_UP, how long the owner's resources known from before have to be
  * confirmed by a presence (the server's answer to the probe, or the client coming back)
@@ -64,6 +65,11 @@ struct session;
 struct session *session_start(struct sessions *table, bridge_t *b, const char *owner);
 /* Posts a stanza (taking ownership on MB_OK only). MB_OK, MB_EFULL or MB_ECLOSED. */
 int session_post(struct session *s, enum sess_msg_type type, xn_t *stanza);
+/* Posts an owner presence (SESS_MSG_OWNER_PRESENCE). When the mailbox is full it is kept aside
+ * instead (the latest one per full JID), and so is every later one until the thread has read
+ * the mailbox's: a client flapping faster than the session keeps up never loses its last
+ * presence. MB_OK, MB_EFULL (nothing could keep it) or MB_ECLOSED. The table's lock held. */
+int session_post_presence(struct session *s, xn_t *presence);
 /* Sets request bits and wakes the thread. Any thread. */
 void session_request(struct session *s, int bits);
 const char *session_owner(const struct session *s);

@@ -290,7 +290,9 @@ static int post(struct sessions *t, const char *owner, enum sess_msg_type type, 
         if (s)
             map_put(t, s);
     }
-    int rc = s ? session_post(s, type, stanza) : MB_ECLOSED;
+    int rc = !s                                ? MB_ECLOSED
+             : type == SESS_MSG_OWNER_PRESENCE ? session_post_presence(s, stanza)
+                                               : session_post(s, type, stanza);
     pthread_mutex_unlock(&t->lock);
     if (s && rc != MB_OK) {
         log_warnx(TAG, "session of %s cannot take more (%d)", owner, rc);

@@ -239,10 +239,10 @@ class FaultCase(ts.SessionCase):
             n = ft.Ngircd(no_penalty=True)
             self.addCleanup(n.close)
             n.start()
-        # libpurple's IRC flood control (ratelimit-interval, 2 s by default) holds every line
-        # after the first and sends one per interval; what it holds when the connection or
-        # the process dies is lost without a word. The counting tests turn it off (the test
-        # server has no flood limits either).
+        # Ferry paces IRC lines (ratelimit-burst, then one per ratelimit-interval, 2 s by
+        # default) and answers every line it still holds when the connection goes away
+        # (FloodControlTest). These counting tests are about other faults: pacing is off so
+        # that they stay short (the test server has no flood limits either).
         o = {'legacy': {'reconnect_min': '0.5', 'reconnect_max': '2',
                         'ratelimit-interval': '0'},
              'component': {'reconnect_min': '0.2', 'reconnect_max': '1'}}

@@ -7,6 +7,8 @@ The invariant checked everywhere: a message the owner sends reaches the contact 
 as an error stanza; a message a contact sends reaches the owner or Ferry logs why it was
 refused; the component link is never dropped (Ferry logs every loss of it)."""
 
+import contextlib
+import ctypes
 import os
 import re
 import time
@@ -22,6 +24,33 @@ NS_XHTML = 'http://www.w3.org/1999/xhtml'
 NS_NICK = 'http://jabber.org/protocol/nick'
 LEGACY = 'legacy.localhost'
 MAX_STANZA = 524288  # Prosody's limit for component stanzas
+
+
+def thread_ids(pid, name):
+    """The ids of pid's threads called name (Ferry names its threads)."""
+    ids = []
+    for tid in os.listdir('/proc/%d/task' % pid):
+        with open('/proc/%d/task/%s/comm' % (pid, tid)) as f:
+            if f.read().strip() == name:
+                ids.append(int(tid))
+    return ids
+
+
+@contextlib.contextmanager
+def stopped_thread(tid):
+    """One thread of a child process held still with ptrace (the rest of it runs on)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+    if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+        raise ft.HarnessError('ptrace seize %d: %s' % (tid, os.strerror(ctypes.get_errno())))
+    try:
+        if libc.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
+            raise ft.HarnessError('ptrace interrupt %d: %s' % (tid, os.strerror(ctypes.get_errno())))
+        os.waitpid(tid, WALL)
+        yield
+    finally:
+        libc.ptrace(PTRACE_DETACH, tid, None, None)
 
 
 def from_legacy(el, user):
@@ -336,6 +365,31 @@ class HostileIrcTest(HostileCase):
         self.storm_end_state(peer, 'stormy', False)
         time.sleep(2)
         self.assertFalse(self.on_irc(peer, 'stormy'))
+
+    def test_presence_storm_while_the_session_thread_is_stopped(self):
+        """The session thread alone is stopped (ptrace) while a storm ending unavailable
+        arrives: its mailbox fills within a few hundred stanzas, as it would behind a slow disk
+        or a busy machine. The presences that do not fit are kept aside (the latest per
+        resource) and none is dropped: once the thread runs again the owner leaves IRC."""
+        peer = self.irc(self.ngircd, 'stallpeer')
+        c = self.owner(self.prosody, 'stally')
+        self.wait_irc(peer, 'stally')
+        tids = thread_ids(self.ferry.proc.pid, 'ferry-session')
+        self.assertEqual(len(tids), 1, tids)
+        with stopped_thread(tids[0]):
+            c.send("<presence type='unavailable'/><presence/>" * 1000 +
+                   "<presence type='unavailable'/>")
+            unavailable = re.compile(r"recv <presence[^>]*(type='unavailable'[^>]*"
+                                     r"from='stally@localhost/e2e'|from='stally@localhost/e2e'"
+                                     r"[^>]*type='unavailable')")
+            ft.wait_until(lambda: len(unavailable.findall(self.ferry.log_text())) >= 1001,
+                          ft.scaled(30), 'Ferry to read the whole storm', 0.2)
+        self.wait_irc(peer, 'stally', present=False, timeout=ft.scaled(15))
+        log = self.ferry.log_text()
+        self.assertEqual(re.findall(r'presence from stally@\S+ dropped.*', log), [])
+        self.assertRegex(log, r'stally@localhost: \d+ presence\(s\) kept aside')
+        c.presence()
+        self.wait_irc(peer, 'stally', timeout=ft.scaled(15))
 
     def storm_drops(self):
         return len(re.findall(r'presence from stormy@\S+ dropped', self.ferry.log_text()))
