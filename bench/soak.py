@@ -17,7 +17,13 @@ the load is even, for --seconds. Then it waits for the stragglers (--drain) and 
 Ferry's RSS is sampled every 10 s and printed; the growth after the warm-up (the first
 --warmup seconds of traffic) is stated in kB and kB/min. Exit status 1 when a message was lost,
 duplicated, or Ferry exited; the memory figures are printed, never judged.
-Environment: SOAK_SECONDS, SOAK_USERS (defaults for --seconds and --users).
+
+--mem tells live heap growth from fragmentation: each sample also splits the RSS by mapping
+(/proc/PID/smaps: main heap, thread arenas, thread stacks, other anonymous, files) and reads
+glibc's mallinfo2() (bytes in use, free in the arenas) through a small preloaded probe;
+--trim-at T has the probe call malloc_trim(0) at second T, to see what trimming gives back.
+--wrapper runs Ferry under a tool, e.g. --wrapper "valgrind --tool=massif --time-unit=ms".
+Environment: SOAK_SECONDS, SOAK_USERS, SOAK_MEM (defaults for --seconds, --users, --mem).
 """
 
 import argparse
@@ -25,6 +31,8 @@ import asyncio
 import itertools
 import os
 import re
+import shlex
+import subprocess
 import sys
 import time
 
@@ -42,6 +50,148 @@ T0 = time.monotonic()
 
 def log(msg):
     print('[soak %7.1f] %s' % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
+
+
+ARENA_ALIGN = 64 << 20  # glibc's HEAP_MAX_SIZE: a thread arena's heap starts on this boundary
+MALLINFO = re.compile(r'(\w+)=(\d+)')
+
+
+def ferry_pid(pid, binary):
+    """pid itself, or under a wrapper (heaptrack is a script) its descendant running binary."""
+    todo = [pid] if pid else []
+    while todo:
+        p = todo.pop(0)
+        try:
+            if os.path.realpath('/proc/%d/exe' % p) == os.path.realpath(binary):
+                return p
+            for task in os.listdir('/proc/%d/task' % p):
+                with open('/proc/%d/task/%s/children' % (p, task)) as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return pid
+
+
+def smaps_kb(pid):
+    """Rss (kB) by kind of mapping: heap (main arena, brk), arenas (thread arenas: anonymous
+    heaps on a 64 MiB boundary), stacks (anonymous mappings right after a guard page), anon
+    (other anonymous mappings: large mmap'd blocks, GLib, SQLite), files (libraries, data)."""
+    out = dict.fromkeys(('heap', 'arenas', 'stacks', 'anon', 'files'), 0)
+    kind, guard_end = None, None
+    try:
+        with open('/proc/%d/smaps' % pid) as f:
+            for line in f:
+                head = line.split()
+                if '-' in head[0] and len(head) >= 5 and not head[0].endswith(':'):
+                    lo, hi = (int(x, 16) for x in head[0].split('-'))
+                    path = head[5] if len(head) > 5 else ''
+                    if path == '[heap]':
+                        kind = 'heap'
+                    elif path:
+                        kind = 'files'
+                    elif head[1].startswith('---'):
+                        kind, guard_end = None, hi
+                        continue
+                    elif lo % ARENA_ALIGN == 0:
+                        kind = 'arenas'
+                    elif lo == guard_end:
+                        kind = 'stacks'
+                    else:
+                        kind = 'anon'
+                    guard_end = None
+                elif head[0] == 'Rss:' and kind:
+                    out[kind] += int(head[1])
+    except OSError:
+        return None
+    return out
+
+
+# With --mem, Ferry runs with this preloaded: a thread that appends glibc's mallinfo2() (summed
+# over all arenas) to $SOAK_PROBE_OUT every second, and calls malloc_trim(0) when the file
+# $SOAK_PROBE_OUT.trim appears. gdb cannot do it: an inferior call while the main thread sits in
+# poll() makes poll() fail with errno 516 (ERESTART_RESTARTBLOCK) and Ferry exits.
+PROBE_C = r'''
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+/* open() and dprintf(): no malloc in this thread, so that it takes no arena of its own. */
+static void put(int f, const char *what)
+{
+    struct mallinfo2 m = mallinfo2();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    dprintf(f, "%s %ld arena=%zu hblkhd=%zu uordblks=%zu fordblks=%zu keepcost=%zu\n", what,
+            (long)ts.tv_sec, m.arena, m.hblkhd, m.uordblks, m.fordblks, m.keepcost);
+}
+static void *probe(void *arg)
+{
+    const char *out = arg;
+    char trim[4096];
+    snprintf(trim, sizeof trim, "%s.trim", out);
+    int f = open(out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0)
+        return NULL;
+    for (;;) {
+        put(f, "m");
+        if (access(trim, F_OK) == 0) {
+            unlink(trim);
+            int r = malloc_trim(0);
+            dprintf(f, "trimmed %d\n", r);
+            put(f, "t");
+        }
+        sleep(1);
+    }
+}
+__attribute__((constructor)) static void start(void)
+{
+    const char *out = getenv("SOAK_PROBE_OUT");
+    sigset_t all, old;
+    pthread_t t;
+    if (!out)
+        return;
+    /* Ferry takes its signals through a signalfd: this thread must never receive one. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_create(&t, NULL, probe, (void *)out);
+    pthread_detach(t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+'''
+
+
+def build_probe(directory):
+    """Compiles PROBE_C into directory; returns the .so path."""
+    src, so = os.path.join(directory, 'probe.c'), os.path.join(directory, 'probe.so')
+    with open(src, 'w') as f:
+        f.write(PROBE_C)
+    subprocess.run(['cc', '-O1', '-shared', '-fPIC', '-pthread', '-o', so, src], check=True)
+    return so
+
+
+def mallinfo(path):
+    """The probe's last mallinfo2 line as a dict (bytes), None before the first."""
+    last = None
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('m ') or line.startswith('t '):
+                    last = line
+    except OSError:
+        return None
+    return {k: int(v) for k, v in MALLINFO.findall(last)} if last else None
+
+
+def threads(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            return int(re.search(r'^Threads:\s+(\d+)', f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return None
 
 
 class Counts:
@@ -84,6 +234,10 @@ class Soak:
         self.seq = itertools.count(1)
         self.bench = e2e.Bench()  # holds the connections, for the helpers and the teardown
         self.samples = []  # (seconds since traffic started, RSS kB)
+        self.mem = []  # with --mem: (t, RSS kB, smaps_kb, mallinfo or None)
+        self.pid = None
+        self.probe_out = opts.probe_out
+        self.trimmed = False
 
     # -- message callbacks
     def on_xmpp(self, conn, el, t):
@@ -139,8 +293,9 @@ class Soak:
                 raise GatewayError('%d of %d owners on IRC' % (
                     await bench.obs.users() - base, opts.users))
             await asyncio.sleep(0.2)
+        self.pid = ferry_pid(self.gw.pid, opts.ferry)
         log('%d owners on IRC, %d peers; Ferry RSS %s kB' % (
-            opts.users, npeers, rig.rss_kb(self.gw.pid)))
+            opts.users, npeers, rig.rss_kb(self.pid)))
 
     def nick(self, i):
         return 'f%04d' % i
@@ -187,12 +342,66 @@ class Soak:
             await asyncio.sleep(0.1)
 
     def sample(self, t):
-        rss = rig.rss_kb(self.gw.pid)
+        rss = rig.rss_kb(self.pid)
         self.samples.append((t, rss))
         log('t=%4.0f s  RSS %s kB  x2i %d/%d  i2x %d/%d (delivered/sent)' % (
             t, rss, self.x2i.delivered, self.x2i.sent, self.i2x.delivered, self.i2x.sent))
+        if self.opts.mem:
+            self.sample_mem(t, rss)
+
+    def sample_mem(self, t, rss):
+        maps = smaps_kb(self.pid)
+        mi = mallinfo(self.probe_out)
+        if self.opts.trim_at and t >= self.opts.trim_at and not self.trimmed:
+            # Ask the probe for malloc_trim(0); the next samples show what it gave back.
+            open(self.probe_out + '.trim', 'w').close()
+            self.trimmed = True
+            log('         asked for malloc_trim(0)')
+        self.mem.append((t, rss, maps, mi))
+        text = ' '.join('%s %d' % kv for kv in maps.items()) if maps else 'gone'
+        if mi:
+            text += ' | malloc: in use %d kB (mmap %d), free in arenas %d kB, arena %d kB' % (
+                (mi['uordblks'] + mi['hblkhd']) >> 10, mi['hblkhd'] >> 10,
+                mi['fordblks'] >> 10, mi['arena'] >> 10)
+        log('         mem (kB): %s; %s threads' % (text, threads(self.pid)))
 
     # -- the verdict
+    def segments(self):
+        """Growth rate in each quarter (at least 60 s) after the warm-up: growth that levels
+        off (a cache filling) shows falling rates, a leak a steady one."""
+        pts = [(t, kb) for t, kb in self.samples if t >= self.opts.warmup and kb is not None]
+        step = max(60, (pts[-1][0] - pts[0][0]) / 4)
+        out, start = [], pts[0]
+        for p in pts[1:]:
+            if p[0] - start[0] >= step - 1 or p is pts[-1]:
+                out.append('%d-%d s %+.0f' % (start[0], p[0], (p[1] - start[1]) * 60 /
+                                               max(p[0] - start[0], 1)))
+                start = p
+        return ', '.join(out)
+
+    def report_mem(self):
+        """With --mem: where the RSS is, and malloc's bytes in use, at each mallinfo sample,
+        then the change after the warm-up per kind (what grew: live blocks or free space)."""
+        rows = [(t, rss, m, mi) for t, rss, m, mi in self.mem if m and mi]
+        if not rows:
+            return
+        print('  %6s %8s %8s %8s %8s %8s %8s | %9s %9s %8s' % (
+            't (s)', 'RSS', 'heap', 'arenas', 'stacks', 'anon', 'files', 'in use', 'free', 'mmap'))
+        for t, rss, m, mi in rows:
+            print('  %6.0f %8d %8d %8d %8d %8d %8d | %9d %9d %8d' % (
+                t, rss, m['heap'], m['arenas'], m['stacks'], m['anon'], m['files'],
+                (mi['uordblks'] + mi['hblkhd']) >> 10, mi['fordblks'] >> 10, mi['hblkhd'] >> 10))
+        warm = [r for r in rows if r[0] >= self.opts.warmup]
+        if len(warm) >= 2:
+            (t0, r0, m0, i0), (t1, r1, m1, i1) = warm[0], warm[-1]
+            per = 60.0 / (t1 - t0) if t1 > t0 else 0
+            grow = {k: (m1[k] - m0[k]) * per for k in m0}
+            used = ((i1['uordblks'] + i1['hblkhd']) - (i0['uordblks'] + i0['hblkhd'])) / 1024
+            free = (i1['fordblks'] - i0['fordblks']) / 1024
+            print('  after warm-up, kB/min: RSS %+.1f = %s; malloc in use %+.1f, free %+.1f' % (
+                (r1 - r0) * per, ' '.join('%s %+.1f' % kv for kv in grow.items()),
+                used * per, free * per))
+
     def refused_lines(self):
         try:
             text = self.gw._ferry.log_text()
@@ -213,6 +422,7 @@ class Soak:
             ok = ok and lost == 0 and c.duplicates == 0 and c.sent > 0
         print('  Ferry log lines about refused or dropped stanzas: %d' % self.refused_lines())
         print('  RSS (kB) every 10 s: %s' % ' '.join(str(kb) for _, kb in self.samples))
+        self.report_mem()
         warm = [kb for t, kb in self.samples if t >= opts.warmup and kb is not None]
         if len(warm) >= 2:
             span = self.samples[-1][0] - max(opts.warmup, self.samples[0][0])
@@ -220,6 +430,7 @@ class Soak:
             print('  growth after %d s of warm-up: %+d kB (%+.1f kB/min), min %d max %d kB'
                   % (opts.warmup, growth, growth / span * 60 if span > 0 else 0, min(warm),
                      max(warm)))
+            print('  growth by segment (kB/min): %s' % self.segments())
         else:
             print('  growth after warm-up: n/a (run longer than the %d s warm-up)' % opts.warmup)
         alive = self.gw.alive()
@@ -272,8 +483,26 @@ def main(argv):
     ap.add_argument('--warmup', type=int, default=60, help='seconds of traffic before growth')
     ap.add_argument('--drain', type=int, default=30, help='seconds to wait for stragglers')
     ap.add_argument('--login-rate', type=float, default=50.0)
+    ap.add_argument('--mem', action='store_true', default=bool(os.environ.get('SOAK_MEM')),
+                    help='also break the RSS down by mapping (smaps) and read mallinfo2 by gdb')
+    ap.add_argument('--trim-at', type=int, default=0,
+                    help='with --mem: call malloc_trim(0) in Ferry at this second of traffic')
+    ap.add_argument('--wrapper', default=None,
+                    help='command line Ferry runs under, e.g. "valgrind --tool=massif" '
+                         '(sets FERRY_E2E_WRAPPER)')
     opts = ap.parse_args(argv)
     opts.ferry = os.path.abspath(opts.ferry)
+    if opts.wrapper is not None:
+        os.environ['FERRY_E2E_WRAPPER'] = opts.wrapper
+    opts.probe_out = None
+    if opts.mem:
+        d = rig.private_dir('soak-probe')
+        opts.probe_out = os.path.join(d, 'mallinfo.txt')
+        os.environ['SOAK_PROBE_OUT'] = opts.probe_out
+        # Preloaded through env so that a wrapper (valgrind) is not itself preloaded.
+        os.environ['FERRY_E2E_WRAPPER'] = ' '.join(
+            ['env', 'LD_PRELOAD=' + build_probe(d)] + shlex.split(
+                os.environ.get('FERRY_E2E_WRAPPER', '')))
     install_signal_cleanup()
     try:
         return 0 if asyncio.run(run(opts)) else 1
