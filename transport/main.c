@@ -233,9 +233,15 @@ static int loop(struct app *app, int sig_fd)
         struct pollfd fds[3];
         size_t n = component_pollfds(app->component, fds);
         fds[n] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+        /* Only a bad argument is fatal; a signal, a debugger attaching (which can show as
+         * the kernel's ERESTART_RESTARTBLOCK) or a passing ENOMEM just means poll again. */
         if (poll(fds, n + 1, component_timeout(app->component)) < 0 && errno != EINTR) {
-            log_error(TAG, "poll");
-            return EXIT_FAILURE;
+            if (errno == EFAULT || errno == EINVAL) {
+                log_error(TAG, "poll");
+                return EXIT_FAILURE;
+            }
+            log_warn(TAG, "poll failed, polling again");
+            continue;
         }
         if ((fds[n].revents & POLLIN) && handle_signals(sig_fd)) {
             /* The owners' goodbye presences are queued before the stream closes. */
