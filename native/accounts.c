@@ -39,13 +39,20 @@ static int64_t pace_next_ms;
 static guint pace_timer;
 static GSList *graveyard; /* accounts to delete from an idle callback */
 static guint graveyard_idle;
-static GQueue undelivered = G_QUEUE_INIT; /* struct retry: LOGGED_OUT waiting for room */
-static guint retry_timer;
 
-struct retry {
+/* Events that must arrive and found their mailbox full, kept per mailbox: each owner's events stay
+ * in order, and one owner's full mailbox holds up nobody else's. */
+struct backlog {
     mailbox_t *mailbox;
-    struct np_event *ev;
+    GQueue events; /* struct np_event *, oldest first */
 };
+static GHashTable *backlogs;               /* mailbox_t * -> struct backlog * (owns it) */
+static GQueue backlog_ring = G_QUEUE_INIT; /* the same backlogs, in the order retries visit */
+static guint retry_timer;
+/* Sends a retry tick tries at most, full mailboxes included: a tick stays short however many
+ * owners wait, and the backlog it stopped at goes to the end of the ring. */
+#define RETRY_SENDS_PER_TICK 1024
+#define RETRY_INTERVAL_MS 100
 
 /* ---- [legacy] ---- */
 
@@ -402,10 +409,12 @@ static void owner_detach(struct np_owner *owner)
 
 static gboolean retry_cb(gpointer data);
 
-/* LOGGED_OUT is the owner's signal that its mailbox is free again: it must arrive. */
+/* LOGGED_OUT (the owner's signal that its mailbox is free again) and the answers to SEND_IM
+ * must arrive: what finds the mailbox full waits behind that mailbox's earlier events only. */
 void np_post_reliably(mailbox_t *mailbox, struct np_event *ev)
 {
-    if (g_queue_is_empty(&undelivered)) {
+    struct backlog *b = backlogs ? g_hash_table_lookup(backlogs, mailbox) : NULL;
+    if (!b) {
         int rc = mb_send(mailbox, ev);
         if (rc == MB_OK)
             return;
@@ -413,26 +422,55 @@ void np_post_reliably(mailbox_t *mailbox, struct np_event *ev)
             np_event_free(ev);
             return;
         }
+        if (!backlogs)
+            backlogs = g_hash_table_new(g_direct_hash, g_direct_equal);
+        b = xcalloc(1, sizeof(*b));
+        b->mailbox = mailbox;
+        g_queue_init(&b->events);
+        g_hash_table_insert(backlogs, mailbox, b);
+        g_queue_push_tail(&backlog_ring, b);
     }
-    struct retry *r = xmalloc(sizeof(*r));
-    r->mailbox = mailbox;
-    r->ev = ev;
-    g_queue_push_tail(&undelivered, r);
+    g_queue_push_tail(&b->events, ev);
     if (!retry_timer)
-        retry_timer = g_timeout_add(100, retry_cb, NULL);
+        retry_timer = g_timeout_add(RETRY_INTERVAL_MS, retry_cb, NULL);
 }
 
+/* Sends from the head of b until its mailbox is full or the budget is spent; 1 once b is
+ * empty. After the last send the mailbox may be freed by its owner: it is not touched again. */
+static int backlog_flush(struct backlog *b, int *budget)
+{
+    while (*budget > 0 && !g_queue_is_empty(&b->events)) {
+        (*budget)--;
+        int rc = mb_send(b->mailbox, g_queue_peek_head(&b->events));
+        if (rc == MB_EFULL)
+            return 0;
+        struct np_event *ev = g_queue_pop_head(&b->events);
+        if (rc != MB_OK)
+            np_event_free(ev); /* closed: nobody reads it any more */
+    }
+    return g_queue_is_empty(&b->events);
+}
+
+static void backlog_free(struct backlog *b)
+{
+    g_hash_table_remove(backlogs, b->mailbox);
+    g_queue_clear_full(&b->events, np_event_free_void);
+    free(b);
+}
+
+/* Every backlog at most once a tick, in turn; one whose mailbox is full is passed over. */
 static gboolean retry_cb(gpointer data)
 {
-    while (!g_queue_is_empty(&undelivered)) {
-        struct retry *r = g_queue_peek_head(&undelivered);
-        int rc = mb_send(r->mailbox, r->ev);
-        if (rc == MB_EFULL)
-            return G_SOURCE_CONTINUE;
-        if (rc != MB_OK)
-            np_event_free(r->ev);
-        free(g_queue_pop_head(&undelivered));
+    int budget = RETRY_SENDS_PER_TICK;
+    for (guint n = g_queue_get_length(&backlog_ring); n > 0 && budget > 0; n--) {
+        struct backlog *b = g_queue_pop_head(&backlog_ring);
+        if (backlog_flush(b, &budget))
+            backlog_free(b);
+        else
+            g_queue_push_tail(&backlog_ring, b);
     }
+    if (!g_queue_is_empty(&backlog_ring))
+        return G_SOURCE_CONTINUE;
     retry_timer = 0;
     return G_SOURCE_REMOVE;
 }
@@ -479,11 +517,11 @@ void np_accounts_shutdown(void)
         g_source_remove(retry_timer);
     retry_timer = 0;
     retry_cb(NULL); /* one last try, then drop */
-    while (!g_queue_is_empty(&undelivered)) {
-        struct retry *r = g_queue_pop_head(&undelivered);
-        np_event_free(r->ev);
-        free(r);
-    }
+    while (!g_queue_is_empty(&backlog_ring))
+        backlog_free(g_queue_pop_head(&backlog_ring));
+    if (backlogs)
+        g_hash_table_destroy(backlogs);
+    backlogs = NULL;
     if (owners_by_id)
         g_hash_table_destroy(owners_by_id);
     if (owners_by_account)

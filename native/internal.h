@@ -63,7 +63,8 @@ void np_owner_remove(struct np_owner *owner, int post_logged_out);
 void np_pace_login(struct np_owner *owner);
 /* Posts ev to the owner's mailbox (takes ownership); a full mailbox drops it with a warning. */
 void np_post(struct np_owner *owner, struct np_event *ev);
-/* Posts to a mailbox and retries while it is full: for NP_EV_LOGGED_OUT, which must arrive. */
+/* Posts to a mailbox and retries while it is full, for events that must arrive (LOGGED_OUT,
+ * the answers to SEND_IM). Order is kept per mailbox: a full mailbox delays only its own. */
 void np_post_reliably(mailbox_t *mailbox, struct np_event *ev);
 /* A copy of line with every current account's password masked (caller g_free's). */
 char *np_mask_passwords(const char *line);

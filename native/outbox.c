@@ -180,6 +180,16 @@ void np_outbox_attach(struct np_owner *owner)
     int interval = purple_account_get_int(account, "ratelimit-interval", IRC_DEFAULT_INTERVAL_S);
     int burst = purple_account_get_int(account, "ratelimit-burst", IRC_DEFAULT_BURST);
     owner->pacer = pacer_new(burst, interval, PACER_MAX_LINES, now_ms());
+    /* Lines other than our messages (ISON, WHOIS, PONG, PING) are then written at once by
+     * the plugin and only charged to the pacer afterwards, at most one token each (the credit
+     * stops at zero): adding many contacts at once can burst ISON lines, since irc_add_buddy
+     * sends one single-nick ISON per contact after sign-on (irc_ison_one). Acceptable today:
+     * the contacts re-added at each login are added before the account connects, and the
+     * plugin polls them in batches (irc_blist_timeout at sign-on and every 45 s: one ISON of
+     * up to 450 bytes of nicks, the next only after the server's reply); after sign-on a
+     * contact is added per subscription of the owner, and WHOIS goes one request at a time
+     * (native/requests.c). A roster import of hundreds of contacts is the case to pace if it
+     * ever matters. */
     purple_account_set_int(account, "ratelimit-interval", 0);
 }
 

@@ -194,6 +194,8 @@ int pacer_next(struct pacer *p, int64_t now_ms, const char **to, const char **li
     return 1;
 }
 
+/* No debt below zero: a burst of other lines (ISON for many new contacts) is not made up for
+ * later; native/outbox.c (np_outbox_attach) says why that is acceptable. */
 void pacer_other_line(struct pacer *p, int64_t now_ms)
 {
     refill(p, now_ms);

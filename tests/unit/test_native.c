@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/mailbox.h"
 #include "lib/util.h"
+#include "native/internal.h"
 #include "native/native.h"
 
 #define SERVER_PASSWORD "Pl3ase-N0t-In-Files"
@@ -338,6 +339,77 @@ static void test_events_round_trip(void **state)
     assert_int_equal(mb_send(mb, np_event_signed_off("o")), MB_OK);
     mb_free(mb);
     assert_int_equal(np_send(np_cmd_logout("o")), NP_ESTOPPED);
+}
+
+/* ---- reliable posts: one owner's full mailbox holds up only that owner ---- */
+
+/* Runs the calling thread's GLib loop (the retry timer) until mb holds n events. */
+static void run_until_count(mailbox_t *mb, size_t n)
+{
+    int64_t deadline = now_ms() + 3000;
+    while (mb_count(mb) < n) {
+        if (now_ms() > deadline)
+            fail_msg("%zu event(s) of %zu arrived within 3 s", mb_count(mb), n);
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(10000);
+    }
+}
+
+/* The next event in mb: of this type, for this owner, answering this SEND_IM id (when sent). */
+static void expect_next(mailbox_t *mb, enum np_event_type type, const char *owner, uint64_t id)
+{
+    void *msg = NULL;
+    assert_int_equal(mb_recv(mb, &msg, 0), MB_OK);
+    struct np_event *ev = msg;
+    assert_int_equal(ev->type, type);
+    assert_string_equal(ev->owner, owner);
+    if (type == NP_EV_IM_SENT)
+        assert_int_equal(ev->u.sent.id, id);
+    np_event_free(ev);
+}
+
+/* Owner A's mailbox stays full: B's answers and LOGGED_OUT are delivered at once, or by the
+ * retry timer as soon as B has room, while A's wait and then arrive in order. The posts run
+ * on this thread with no native thread: np_post_reliably only needs a GLib loop. */
+static void test_reliable_post_per_mailbox(void **state)
+{
+    mailbox_t *a = mb_new(2, np_event_free_void), *b = mb_new(2, np_event_free_void);
+    mailbox_t *c = mb_new(1, np_event_free_void);
+    assert_int_equal(mb_send(a, np_event_logged_out("filler")), MB_OK);
+    assert_int_equal(mb_send(a, np_event_logged_out("filler")), MB_OK);
+    for (uint64_t id = 1; id <= 3; id++)
+        np_post_reliably(a, np_event_im_sent("a@x", "bob", id));
+    np_post_reliably(b, np_event_im_sent("b@x", "bob", 10));
+    np_post_reliably(b, np_event_im_sent("b@x", "bob", 11));
+    assert_int_equal(mb_count(b), 2); /* at once, although A's answers wait */
+    /* B full too: its next events wait, and come as soon as B is read, A still full. */
+    np_post_reliably(b, np_event_im_sent("b@x", "bob", 12));
+    np_post_reliably(b, np_event_logged_out("b@x"));
+    g_main_context_iteration(NULL, FALSE);
+    expect_next(b, NP_EV_IM_SENT, "b@x", 10);
+    expect_next(b, NP_EV_IM_SENT, "b@x", 11);
+    run_until_count(b, 2);
+    expect_next(b, NP_EV_IM_SENT, "b@x", 12);
+    expect_next(b, NP_EV_LOGGED_OUT, "b@x", 0);
+    np_post_reliably(a, np_event_logged_out("a@x"));
+    assert_int_equal(mb_count(a), 2);
+    /* A drains: its events come in the order they were posted, LOGGED_OUT last. */
+    expect_next(a, NP_EV_LOGGED_OUT, "filler", 0);
+    expect_next(a, NP_EV_LOGGED_OUT, "filler", 0);
+    for (uint64_t id = 1; id <= 3; id++) {
+        run_until_count(a, 1);
+        expect_next(a, NP_EV_IM_SENT, "a@x", id);
+    }
+    run_until_count(a, 1);
+    expect_next(a, NP_EV_LOGGED_OUT, "a@x", 0);
+    /* What still waits at shutdown is freed (valgrind checks). */
+    assert_int_equal(mb_send(c, np_event_logged_out("filler")), MB_OK);
+    np_post_reliably(c, np_event_logged_out("c@x"));
+    np_accounts_shutdown();
+    assert_int_equal(mb_count(c), 1);
+    mb_free(a);
+    mb_free(b);
+    mb_free(c);
 }
 
 /* ---- np_start checks [legacy] ---- */
@@ -737,6 +809,7 @@ int main(void)
     const struct CMUnitTest data[] = {
         cmocka_unit_test(test_commands_round_trip),
         cmocka_unit_test(test_events_round_trip),
+        cmocka_unit_test(test_reliable_post_per_mailbox),
     };
     static const struct {
         const char *name;
