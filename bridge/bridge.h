@@ -12,7 +12,15 @@
 #include "lib/xml.h"
 
 /* Where stanzas go. send takes ownership of the stanza in every case and may be called from
- * any thread; it returns 0, or a negative value when the stanza was dropped. */
+ * any thread; it returns BRIDGE_SINK_OK, or one of the codes below when the stanza was
+ * dropped: the store-backed outbox keeps a message refused as full or closed ("not now") and
+ * deletes one refused as invalid ("never"). */
+enum {
+    BRIDGE_SINK_OK = 0,
+    BRIDGE_SINK_EINVAL = -2, /* no valid to, or from outside the transport's domain */
+    BRIDGE_SINK_EFULL = -3,  /* the outbound queue is full: a drained notice follows */
+    BRIDGE_SINK_ECLOSED = -4 /* the link is shut down for good (Ferry is stopping) */
+};
 struct bridge_sink {
     int (*send)(void *ctx, xn_t *stanza);
     void *ctx;

@@ -11,8 +11,11 @@
  * reached the component's queue before the loss was noticed (and messages the lost link had
  * not written, which the component puts back at the head of its queue) waits there and is
  * written first at link up (it is older). A flush the component's queue cannot take whole
- * stops at the first refused message and goes on when the component says its queue drained
- * (pending_link_up again), so it never spins and never overtakes itself.
+ * stops at the first message refused for a full queue and goes on when the component says its
+ * queue drained (pending_link_up again), so it never spins and never overtakes itself. A
+ * message the component refuses for itself (say its from is outside a [component] jid changed
+ * since it was stored) would be refused every time, and no "drained" follows such a refusal:
+ * it is deleted with a warning and the flush goes on.
  *
  * Threads: pending_keep runs on any thread (sessions), the link events and the flush on the
  * component thread only (so the component's "drained" always follows a refusal the flush
@@ -33,6 +36,14 @@
 
 #define TAG "pending"
 #define NS_DELAY "urn:xmpp:delay"
+
+/* What a flush step left behind. */
+enum flush_rc {
+    FLUSH_EDB = -1,   /* the store failed */
+    FLUSH_DONE = 0,   /* nothing left (or this row is done with) */
+    FLUSH_FULL = 1,   /* the component's queue is full: the rest waits for "drained" */
+    FLUSH_CLOSED = 2, /* the component is shut down: the rest waits for the next start */
+};
 
 struct pending {
     bridge_t *b;
@@ -141,28 +152,43 @@ static xn_t *parse_stanza(const char *text)
 
 /* ---- handing on ---- */
 
-/* Under lock: sends owner's stored messages. 0 when none is left, 1 when the component's
- * queue is full (the rest stays), -1 when the store failed. *left counts what stays. */
-static int flush_owner(struct pending *p, const char *owner, size_t *left)
+/* Under lock: hands one stored row on. FLUSH_DONE when the row is done with (sent, or
+ * deleted because it can never be sent), else FLUSH_FULL or FLUSH_CLOSED (it stays). */
+static enum flush_rc flush_row(struct pending *p, const char *owner,
+                               const struct store_pending *row)
+{
+    xn_t *m = row->stanza ? parse_stanza(row->stanza) : NULL;
+    int rc = 0;
+    if (!m) {
+        log_warnx(TAG, "%s: stored message %lld from %s is unreadable: dropped", owner,
+                  (long long)row->id, row->peer);
+    } else if ((rc = p->b->sink.send(p->b->sink.ctx, m)) == BRIDGE_SINK_EFULL) {
+        return FLUSH_FULL;
+    } else if (rc == BRIDGE_SINK_ECLOSED) {
+        return FLUSH_CLOSED;
+    } else if (rc != 0) { /* refused for itself: it would stop the flush for good */
+        log_warnx(TAG, "%s: stored message %lld from %s refused by the component (%s): deleted",
+                  owner, (long long)row->id, row->peer,
+                  rc == BRIDGE_SINK_EINVAL ? "no valid to, or from outside its domain" : "error");
+    }
+    store_pending_remove(p->b->store, row->id);
+    return FLUSH_DONE;
+}
+
+/* Under lock: sends owner's stored messages, oldest first, stopping at the first that must
+ * wait (it and the rest stay stored). *left counts what stays. */
+static enum flush_rc flush_owner(struct pending *p, const char *owner, size_t *left)
 {
     struct store_pending *rows = NULL;
     size_t count = 0, i;
-    int rc = 0;
+    enum flush_rc rc = FLUSH_DONE;
     if (store_pending_list(p->b->store, owner, &rows, &count) != STORE_OK)
-        return -1;
-    for (i = 0; i < count && rc == 0; i++) {
-        if (rows[i].direction != STORE_DIR_TO_OWNER)
-            continue;
-        xn_t *m = rows[i].stanza ? parse_stanza(rows[i].stanza) : NULL;
-        if (!m)
-            log_warnx(TAG, "%s: stored message %lld from %s is unreadable: dropped", owner,
-                      (long long)rows[i].id, rows[i].peer);
-        else if (p->b->sink.send(p->b->sink.ctx, m) != 0)
-            rc = 1; /* the queue is full: this one and the rest stay stored */
-        if (rc == 0)
-            store_pending_remove(p->b->store, rows[i].id);
+        return FLUSH_EDB;
+    for (i = 0; i < count && rc == FLUSH_DONE; i++) {
+        if (rows[i].direction == STORE_DIR_TO_OWNER)
+            rc = flush_row(p, owner, &rows[i]);
     }
-    *left += rc == 1 ? count - i + 1 : 0;
+    *left += rc != FLUSH_DONE ? count - i + 1 : 0;
     store_pending_list_free(rows, count);
     return rc;
 }
@@ -174,21 +200,26 @@ static void flush(struct pending *p)
 {
     char **owners = NULL;
     size_t count = 0, left = 0;
-    int rc = 0;
+    enum flush_rc rc = FLUSH_DONE;
     if (!p->link_up)
         return;
     if (store_registration_list(p->b->store, &owners, &count) != STORE_OK)
-        rc = -1;
-    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = FLUSH_EDB;
+    for (size_t i = 0; i < count && rc == FLUSH_DONE; i++)
         rc = flush_owner(p, owners[i], &left);
     store_strings_free(owners, count);
-    if (rc == 1)
+    if (rc == FLUSH_FULL)
         log_info(TAG, "the outbound queue is full: %zu or more stored message(s) wait for room",
                  left);
-    else if (rc < 0)
+    else if (rc == FLUSH_CLOSED)
+        log_info(TAG,
+                 "the component is closed: %zu or more stored message(s) wait for the next "
+                 "start",
+                 left);
+    else if (rc == FLUSH_EDB)
         log_warnx(TAG, "the store failed during the flush: what it still holds waits for the "
                        "next link up");
-    if (rc <= 0)
+    if (rc == FLUSH_DONE || rc == FLUSH_EDB)
         atomic_store(&p->direct, 1);
 }
 

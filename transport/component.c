@@ -216,12 +216,13 @@ static size_t tally_count(const struct tally *t)
     return t->messages + t->presences + t->iqs + t->other;
 }
 
-/* The output is thrown away (the link is gone). A stanza the socket took in part counts as
- * written: the server may have it, and writing it again could deliver it twice. Messages it
- * never took go back to the head of the queue when requeue is set (in order, ahead of
- * everything queued after them), so they are written, delay-stamped, on the next link;
- * presences and IQs are stale by then (a reconnection probes every owner again) and are
- * dropped. Both counted in one log line. */
+/* The output is thrown away (the link is gone). A stanza counts as written only once the
+ * socket took its last byte: the server discards an incomplete stanza when the stream dies,
+ * so one the socket took in part never reached anyone and writing it again cannot deliver it
+ * twice. Messages not wholly written go back to the head of the queue when requeue is set
+ * (in order, ahead of everything queued after them, with the time they were first queued),
+ * so they are written, delay-stamped, on the next link; presences and IQs are stale by then
+ * (a reconnection probes every owner again) and are dropped. Both counted in one log line. */
 static void out_discard(component_t *c, int requeue)
 {
     struct tally kept = {0}, dropped = {0};
@@ -230,7 +231,7 @@ static void out_discard(component_t *c, int requeue)
     while (c->in_out) {
         struct queued *q = c->in_out;
         c->in_out = q->next;
-        if (q->start < c->written) {
+        if (q->end <= c->written) {
             unref_msg(q);
         } else if (requeue && stanza_kind(q->stanza) == STANZA_MESSAGE) {
             tally_add(&kept, q->stanza, q->end - q->start);

@@ -13,11 +13,12 @@
  * is down they wait in the queue and are written after reconnection. Nothing here sleeps or
  * blocks except the DNS lookup of [component] host and component_shutdown().
  *
- * A lost link loses no message it was given: a stanza is "written" once the socket took at
- * least its first byte (the server may have it); messages it never took go back to the head
- * of the queue for the next link, presences and IQs are dropped, and the counts of both are
- * logged (warn). What is still queued when the component is shut down or freed is dropped
- * with a count.
+ * A lost link loses no message it was given: a stanza is "written" only once the socket took
+ * its last byte (the server throws away a stanza cut short by the end of the stream, so one
+ * taken in part was never delivered). Messages not wholly written go back to the head of the
+ * queue for the next link, in order and delay-stamped with the time they were first queued;
+ * presences and IQs not wholly written are dropped; the counts of both are logged (warn).
+ * What is still queued when the component is shut down or freed is dropped with a count.
  *
  * A real process drives it from a poll loop: component_pollfds(), poll() with
  * component_timeout(), component_dispatch(). Tests call the steps themselves over a
@@ -34,6 +35,8 @@
 
 typedef struct component component_t;
 
+/* transport/main.c hands these to the bridge unchanged as its sink's results: EINVAL, EFULL
+ * and ECLOSED equal bridge/bridge.h's BRIDGE_SINK_* (checked there at compile time). */
 enum component_rc {
     COMPONENT_OK = 0,
     COMPONENT_EFATAL = -1,  /* the server refused the secret before the link was ever up */

@@ -178,6 +178,12 @@ static int handle_signals(int fd)
     return stop;
 }
 
+/* The component's codes are handed to the bridge unchanged: they must mean the same. */
+_Static_assert((int)COMPONENT_EINVAL == (int)BRIDGE_SINK_EINVAL &&
+                   (int)COMPONENT_EFULL == (int)BRIDGE_SINK_EFULL &&
+                   (int)COMPONENT_ECLOSED == (int)BRIDGE_SINK_ECLOSED,
+               "bridge sink codes differ from the component's");
+
 static int sink_send(void *ctx, xn_t *stanza)
 {
     struct app *app = ctx;

@@ -303,10 +303,73 @@ static void test_flush_larger_than_the_queue(void **state)
     xn_unref(m);
 }
 
+/* Reads everything the component writes until it has nothing more to say. */
+static void server_reads_all(struct fx *f)
+{
+    for (int idle = 0; idle < 2;) {
+        idle = server_reads(f) == 0 ? idle + 1 : 0;
+        component_on_writable(f->c);
+    }
+}
+
+static size_t stored_rows(struct fx *f, const char *owner)
+{
+    struct store_pending *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(store_pending_list(f->b.store, owner, &rows, &n), STORE_OK);
+    store_pending_list_free(rows, n);
+    return n;
+}
+
+/* A stored row the component refuses for itself (its from is outside the domain, as after
+ * [component] jid changed) is deleted with a warning that names the owner but not the words;
+ * the rows after it, this owner's and the next one's, still arrive, in order. */
+static void test_refused_row_does_not_stop_the_flush(void **state)
+{
+    struct fx *f = *state;
+    static const char other[] = "carol@example.org";
+    assert_int_equal(store_registration_put(f->b.store, other, "carol", "pw", NULL), STORE_OK);
+
+    assert_int_equal(pending_keep(f->b.pending, from_contact("first")), 1);
+    xn_t *bad = from_contact("words of the refused one");
+    xn_set_attr(bad, "from", "bob@old.example.org");
+    char *text = xn_serialize(bad, XN_NS_COMPONENT, XN_SER_DEFAULT, NULL);
+    assert_int_equal(store_pending_add(f->b.store, OWNER, STORE_DIR_TO_OWNER, "bob",
+                                       "words of the refused one", text, NULL),
+                     STORE_OK);
+    free(text);
+    xn_unref(bad);
+    assert_int_equal(pending_keep(f->b.pending, from_contact("second")), 1);
+    xn_t *to_other = from_contact("third");
+    xn_set_attr(to_other, "to", other);
+    assert_int_equal(pending_keep(f->b.pending, to_other), 1);
+
+    f->clock += 5000;
+    bring_up(f);
+    server_reads_all(f);
+
+    assert_int_equal(f->nbodies, 3);
+    assert_string_equal(f->bodies[0], "first");
+    assert_string_equal(f->bodies[1], "second");
+    assert_string_equal(f->bodies[2], "third");
+    assert_int_equal(f->unstamped, 0);
+    if (!strstr(f->log, "warn|[pending] " OWNER ": stored message ") ||
+        !strstr(f->log, "refused by the component (no valid to, or from outside its domain): "
+                        "deleted"))
+        fail_msg("no warning for the refused row in:\n%s", f->log);
+    assert_null(strstr(f->log, "words of the refused one"));
+    assert_int_equal(stored_rows(f, OWNER), 0);
+    assert_int_equal(stored_rows(f, other), 0);
+    xn_t *m = from_contact("direct"); /* the flush finished: straight to the link again */
+    assert_int_equal(pending_keep(f->b.pending, m), 0);
+    xn_unref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flush_larger_than_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_row_does_not_stop_the_flush, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
