@@ -556,6 +556,16 @@ static const char *lookup_name(const struct req *r)
     return r->nfields == 1 ? r->fields[0].value : NULL;
 }
 
+/* A name with a control character is refused: over IRC a CR or LF in it would end the WHOIS
+ * line and the rest would run as the owner's own command. */
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 static int search_running(struct searches *ss)
 {
     return find_step(ss, STEP_SEARCH) != NULL;
@@ -585,6 +595,10 @@ static void start_search(struct searches *ss, struct req *r)
             xasprintf("%s has no user directory: fill in the nickname to look up", network(ss));
         answer_error(ss, r, "not-acceptable", text);
         free(text);
+        return;
+    }
+    if (has_control(name)) {
+        answer_error(ss, r, "bad-request", "a nickname cannot contain control characters");
         return;
     }
     uint64_t id = ss->next_id++;

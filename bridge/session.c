@@ -118,6 +118,7 @@ struct session {
     int ending, announce;
     int64_t linger_until;      /* the last resource left: end then, unless one comes back */
     int64_t recheck_at;        /* the link came back: stale resources are dropped then */
+    int link_answered;         /* ... if the owner's server said since which ones are online */
     struct searches *searches; /* search and user info requests waiting for native */
     struct flying *flying;     /* oldest first */
     size_t nflying, flying_cap;
@@ -356,7 +357,11 @@ static void resource_update(struct session *s, const char *jid, const xn_t *p)
     r->priority = v < -128 ? -128 : v > 127 ? 127 : (int)v;
     r->show = show_state(show);
     free(r->status);
-    r->status = xn_child_text(p, NULL, "status");
+    /* The legacy away message: no CR may reach native (see send_im); libpurple's IRC makes
+     * the line breaks of an AWAY spaces. */
+    char *status = xn_child_text(p, NULL, "status");
+    r->status = status ? text_line_breaks(status) : NULL;
+    free(status);
     r->seq = ++s->seq;
     r->stale = 0;
     free(prio);
@@ -427,12 +432,45 @@ static void resources_gone(struct session *s)
 /* The component link came back, maybe from a server restart that took every client with it.
  * The probe sent with SESS_MSG_LINK_UP brings a presence from each resource still (or again)
  * online, or an unavailable from the bare JID when there is none (owner_presence); the rest
- * are dropped at recheck_at. */
+ * are dropped at recheck_at, but only if such an answer came (see recheck_resources). */
 static void on_link_up(struct session *s)
 {
     for (size_t i = 0; i < s->nres; i++)
         s->res[i].stale = 1;
     s->recheck_at = s->nres ? now_ms() + SESS_LINK_GRACE_MS : 0;
+    s->link_answered = 0;
+}
+
+/* Whether an owner's presence of type from jid tells which resources are online: an available
+ * one from any resource (a server answers a probe with one per resource), an unavailable or
+ * error from the bare JID (none is). An 'unsubscribed' (Prosody's answer to a probe from a
+ * transport without a subscription) tells nothing about resources. */
+static int answers_probe(const char *type, const jid_t *jid)
+{
+    if (!type)
+        return 1;
+    return (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0) && !jid_resource(jid);
+}
+
+/* The grace period after link-up is over. Without an answer from the owner's server (a remote
+ * server slower than the grace period, or one that tells this transport nothing) the
+ * resources stay as they were: dropping them would log the owner out of the legacy network
+ * and in again once the answer comes (the flapping LINGER_MS avoids), or for good while the
+ * owner's client is still online. */
+static void recheck_resources(struct session *s)
+{
+    s->recheck_at = 0;
+    if (!s->link_answered) {
+        for (size_t i = 0; i < s->nres; i++)
+            s->res[i].stale = 0;
+        log_info(TAG,
+                 "%s: no presence from the owner's server since the link came back: "
+                 "%zu resource(s) kept",
+                 s->owner, s->nres);
+        return;
+    }
+    if (resource_remove(s, NULL) > 0)
+        resources_gone(s);
 }
 
 /* ---- the legacy connection ---- */
@@ -615,11 +653,8 @@ static void on_connection_error(struct session *s, const struct np_event *ev)
 static void check_timers(struct session *s)
 {
     int64_t now = now_ms();
-    if (s->recheck_at && now >= s->recheck_at) {
-        s->recheck_at = 0;
-        if (resource_remove(s, NULL) > 0)
-            resources_gone(s);
-    }
+    if (s->recheck_at && now >= s->recheck_at)
+        recheck_resources(s);
     if (s->linger_until && now >= s->linger_until && s->nres == 0) {
         end_session(s, 1, NULL);
         return;
@@ -676,6 +711,8 @@ static void owner_presence(struct session *s, xn_t *p)
     jid_t *jid = jid_parse(from ? from : "");
     if (!jid)
         goto done;
+    if (s->recheck_at && answers_probe(type, jid))
+        s->link_answered = 1;
     if (!type) {
         resource_update(s, jid_full(jid), p);
         s->linger_until = 0;
@@ -732,11 +769,11 @@ static uint64_t flying_add(struct session *s, struct contact *c, xn_t *m)
     return s->last_im_id;
 }
 
-/* The message native answered with id, or (id 0) the newest one to c, taken off the list
+/* The message native answered with id, or (id 0) the oldest one to c, taken off the list
  * (caller owns the reference); NULL when there is none. */
 static xn_t *flying_take(struct session *s, uint64_t id, const struct contact *c)
 {
-    for (size_t i = s->nflying; i-- > 0;) {
+    for (size_t i = 0; i < s->nflying; i++) {
         struct flying *f = &s->flying[i];
         if (id ? f->id != id : f->c != c)
             continue;
@@ -750,7 +787,12 @@ static xn_t *flying_take(struct session *s, uint64_t id, const struct contact *c
 
 static void send_im(struct session *s, struct contact *c, xn_t *m, const char *body)
 {
-    char *text = legacy_lines(s, c, body);
+    /* A CR (&#13; in the XML) becomes a line break: native and libpurple cut lines at LF
+     * only, and a CR left inside a PRIVMSG ends the line for IRC servers that take a lone CR
+     * as a line end: the rest would run as a command of the owner's, past the pacing. */
+    char *breaks = text_line_breaks(body);
+    char *text = legacy_lines(s, c, breaks);
+    free(breaks);
     struct np_cmd *cmd = np_cmd_send_im(s->owner, c->legacy, text);
     free(text);
     cmd->u.im.id = flying_add(s, c, m);
@@ -1105,7 +1147,13 @@ static void on_im_send_failed(struct session *s, const struct np_event *ev)
     xn_t *m = NULL;
     if (ev->u.send_failed.id) { /* native's answer to that very message */
         m = flying_take(s, ev->u.send_failed.id, NULL);
-    } else if (c) { /* a later error: the latest message written, else the latest unanswered */
+    } else if (c) {
+        /* The network's answer to a line already written ("no such nick"). Native writes an
+         * owner's lines first in, first out, and posts IM_SENT once a message's last line is
+         * out, before any reply to that line can come back: the message is one written whole
+         * (on c's ring), else one partly written, which can only be the oldest unanswered to
+         * c. A newer one may still wait in native's pacer and be delivered later: bouncing it
+         * would report a delivered message as failed (its IM_SENT then finds nothing). */
         m = contact_sent_pop(c, now_ms(), SEND_ERROR_WINDOW_MS);
         if (!m)
             m = flying_take(s, 0, c);
@@ -1255,17 +1303,17 @@ static void check_requests(struct session *s)
         end_session(s, 1, "The gateway is shutting down");
 }
 
-/* After the session left the table: mail still queued goes back to the table, and native's
- * LOGGED_OUT is awaited (after it native never touches the mailbox). */
-static void drain(struct session *s)
+/* After the session left the table: mail still queued goes back to the table, and (with
+ * wait) native's LOGGED_OUT is awaited (after it native never touches the mailbox). */
+static void drain(struct session *s, int wait)
 {
     int64_t deadline = now_ms() + LOGOUT_WAIT_MS;
     for (;;) {
         int64_t left = deadline - now_ms();
         void *mail;
-        int rc = mb_recv(s->mb, &mail, s->logged_in ? (int)(left > 0 ? left : 0) : 0);
+        int rc = mb_recv(s->mb, &mail, wait && s->logged_in ? (int)(left > 0 ? left : 0) : 0);
         if (rc != MB_OK) {
-            if (s->logged_in) {
+            if (wait && s->logged_in) {
                 log_warnx(TAG, "%s: no logout confirmation from the native thread", s->owner);
                 s->mailbox_lost = 1;
             }
@@ -1301,6 +1349,8 @@ static void redispatch_spilled(struct session *s)
     s->spilled = NULL;
     s->nspilled = 0;
     pthread_mutex_unlock(&s->spill_lock);
+    if (n)
+        log_info(TAG, "%s: %zu presence(s) kept aside handed back: the session ends", s->owner, n);
     for (size_t i = 0; i < n; i++)
         sessions_redispatch(s->table, SESS_MSG_OWNER_PRESENCE, spilled[i]);
     free(spilled);
@@ -1325,8 +1375,14 @@ static void finish(struct session *s)
     if (s->logged_in && np_send(np_cmd_logout(s->owner)) != NP_OK)
         s->logged_in = 0;
     sessions_detach(s->table, s);
-    drain(s);
+    /* The owner's stanzas go back to the table before native's LOGGED_OUT is awaited (up to
+     * LOGOUT_WAIT_MS): from detach on, the owner's new stanzas start a new session, and
+     * whatever this one still holds is older, so it must get there first (a spilled
+     * unavailable after the new session's available would drop a live resource). The table
+     * posts nothing more to a detached session: only native does. */
+    drain(s, 0);
     redispatch_spilled(s);
+    drain(s, 1);
     /* Only when native stopped before answering (or never heard of the owner). */
     for (size_t i = 0; i < s->nflying; i++) {
         bounce_message(s, s->flying[i].m, "recipient-unavailable",

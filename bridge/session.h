@@ -9,10 +9,10 @@
  * Life of a session: the table creates it (session_start) for an available presence from a
  * registered owner. The thread ends by itself: it sends what it must, sends LOGOUT, asks the
  * table to forget it (sessions_detach: from then on new stanzas for the owner go to a new
- * session), waits for native's LOGGED_OUT (after which native never touches the mailbox),
- * hands any stanza still queued back to the table (sessions_redispatch), and reports
- * sessions_finished. The table then joins and frees it (session_free): a session is never
- * freed from inside its own thread. */
+ * session), hands any stanza still queued or kept aside back to the table
+ * (sessions_redispatch), waits for native's LOGGED_OUT (after which native never touches the
+ * mailbox), and reports sessions_finished. The table then joins and frees it (session_free): a
+ * session is never freed from inside its own thread. */
 #ifndef FERRY_BRIDGE_SESSION_H
 #define FERRY_BRIDGE_SESSION_H
 
@@ -51,7 +51,9 @@ struct sess_msg {
  * confirmed by a presence (the server's answer to the probe, or the client coming back)
  * before they are dropped: a server restart forgets every client, and one that does not come
  * back is never said to be gone. The answers take milliseconds; this leaves room for a
- * loaded server and for the messages kept while the link was down, which go first. */
+ * loaded server and for the messages kept while the link was down, which go first. They are
+ * dropped only if the owner's server answered within it (an available presence, or an
+ * unavailable from the bare JID); without any answer they are all kept. */
 #define SESS_LINK_GRACE_MS 5000
 
 /* Mail a session may hold before senders are refused. */

@@ -266,3 +266,16 @@ char *text_wrap(const char *text, size_t max_bytes)
     *w = '\0';
     return out;
 }
+
+char *text_line_breaks(const char *text)
+{
+    char *out = xmalloc(strlen(text) + 1), *w = out;
+    for (const char *p = text; *p; p++) {
+        if (*p != '\r')
+            *w++ = *p;
+        else if (p[1] != '\n')
+            *w++ = '\n';
+    }
+    *w = '\0';
+    return out;
+}

@@ -1,6 +1,7 @@
 /* Legacy text made fit for XMPP: what a legacy network sends (message bodies, status texts,
  * nicknames) may carry IRC formatting codes, control characters and broken UTF-8, and one
- * character that XML 1.0 forbids makes the XMPP server drop the whole component link. */
+ * character that XML 1.0 forbids makes the XMPP server drop the whole component link. And the
+ * owner's text made fit for legacy lines (text_wrap, text_line_breaks). */
 #ifndef FERRY_BRIDGE_TEXT_H
 #define FERRY_BRIDGE_TEXT_H
 
@@ -37,5 +38,11 @@ void text_pieces_free(char **pieces);
  * last quarter of the line: for networks whose lines have a limit (IRC). Removing the added
  * line breaks gives text back. max_bytes below 16 counts as 16. */
 char *text_wrap(const char *text, size_t max_bytes);
+
+/* Returns a new string: text with every CRLF and every lone CR made a LF. For text on its way
+ * to the legacy side: &#13; in XML gives a bare CR, which IRC servers may take for the end of
+ * a line (the rest would run as a command of the owner's), while a LF is the one line break
+ * native and libpurple cut lines at. */
+char *text_line_breaks(const char *text);
 
 #endif

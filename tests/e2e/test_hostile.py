@@ -9,8 +9,10 @@ refused; the component link is never dropped (Ferry logs every loss of it)."""
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import re
+import socket
 import time
 
 import ferrytest as ft
@@ -86,6 +88,68 @@ def wait_count(c, predicate, n, timeout, what):
     except ft.HarnessError:
         raise AssertionError('%s: %d of %d within %.0f s' % (what, len(found), n, timeout))
     return list(found)
+
+
+class ServerSide:
+    """The XMPP server's end of Ferry's component link (XEP-0114), played by the test, for text
+    Prosody never hands a component: Prosody writes a carriage return in text as the raw byte,
+    which Ferry's parser reads as a line feed (XML's end-of-line rule), while a server that
+    writes it as &#13; hands Ferry a real CR. (Ferry pings only after 120 s of silence: the
+    tests using it are over by then.)"""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.port = ft.free_port()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(('127.0.0.1', self.port))
+        self.listener.listen(1)
+        self.sock = None
+        self.data = b''
+        self.pos = 0  # wait_for looks at what came after the last match
+
+    def accept(self, timeout):
+        self.listener.settimeout(timeout)
+        self.sock, _ = self.listener.accept()
+        self.wait_for(rb'<stream:stream[^>]*>', timeout)
+        sid = os.urandom(8).hex()
+        self.send("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s'>"
+                  % (sid, COMPONENT))
+        m = self.wait_for(rb'<handshake>([0-9a-f]+)</handshake>', timeout)
+        good = hashlib.sha1((sid + self.secret).encode()).hexdigest()
+        if m.group(1).decode() != good:
+            raise ft.HarnessError('Ferry sent a wrong handshake digest')
+        self.send('<handshake/>')
+
+    def send(self, xml):
+        self.sock.sendall(xml.encode('utf-8'))
+
+    def wait_for(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.data, self.pos)
+            if m:
+                self.pos = m.end()
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ft.HarnessError('component link: no %r within %.0f s; got %r'
+                                      % (pattern, timeout, self.data[-400:]))
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise ft.HarnessError('Ferry closed the component link: %r' % self.data[-400:])
+            self.data += chunk
+
+    def close(self):
+        for s in (self.sock, self.listener):
+            if s:
+                s.close()
 
 
 class HostileCase(ts.SessionCase):
@@ -269,6 +333,53 @@ class HostileIrcTest(HostileCase):
         time.sleep(1)
         errors = [ft.to_string(e) for e in c.pending() if is_message(e, jid, 'error')]
         self.assertEqual(errors, [])
+
+    def test_carriage_returns_from_the_owner_end_no_irc_line(self):
+        """A CR in the owner's text (&#13; in the XML) is a line break, never the end of an IRC
+        line inside one PRIVMSG or AWAY (a server that ends a line at a lone CR would run the
+        rest as a command of the owner's, past Ferry's pacing): three messages arrive as three
+        PRIVMSGs, and the owner's nick joins no channel. Prosody hands a component a CR as a
+        raw byte, which XML reads as a line feed: the test plays the XMPP server itself."""
+        secret = 'cr-secret-' + os.urandom(4).hex()
+        server = ServerSide(secret)
+        self.addCleanup(server.close)
+        ferry = ft.Ferry(None, self.ngircd, secret=secret, port=server.port, name='ferry-cr')
+        self.addCleanup(ferry.close)
+        ferry.start(wait=False)
+        server.accept(ft.scaled(15))
+        peer = self.irc(self.ngircd, 'crpeer')
+        owner = 'crowner@%s/x' % ft.DOMAIN
+        server.send("<iq type='set' id='reg1' from='%s' to='%s'><query xmlns='%s'>"
+                    "<username>crowner</username><password/></query></iq>"
+                    % (owner, COMPONENT, NS['register']))
+        server.wait_for(rb"<iq[^>]*id='reg1'[^>]*type='result'|<iq[^>]*type='result'[^>]*"
+                        rb"id='reg1'", ft.scaled(30))
+        server.send("<presence from='%s' to='%s'/>" % (owner, COMPONENT))
+        server.wait_for(rb'Connected to IRC as crowner', ft.scaled(30))
+        server.send("<message from='%s' to='%s' type='chat' id='cr1'>"
+                    "<body>one&#13;JOIN #injected&#13;&#10;two</body></message>"
+                    % (owner, contact('crpeer')))
+        got = [self.privmsg(peer, 'crowner') for _ in range(3)]
+        self.assertEqual(got, ['one', 'JOIN #injected', 'two'])
+        # The away message (AWAY takes one line: IRC's line breaks become spaces there).
+        server.send("<presence from='%s' to='%s'><show>away</show>"
+                    "<status>gone&#13;JOIN #injected</status></presence>" % (owner, COMPONENT))
+        ft.wait_until(lambda: self.away_text(peer, 'crowner') is not None, ft.scaled(10),
+                      'the owner to be away', interval=0.3)
+        self.assertEqual(self.away_text(peer, 'crowner'), 'gone JOIN #injected')
+        peer.send('WHOIS crowner')
+        channels = []
+        while True:
+            m = peer.wait_for(r'^:\S+ (319|318) \S+ crowner :?(.*)$')
+            if m.group(1) == '318':
+                break
+            channels.append(m.group(2))
+        self.assertEqual(channels, [])
+        peer.send('NAMES #injected')
+        m = peer.wait_for(r'^:\S+ (353|366) ')
+        self.assertEqual(m.group(1), '366', m.string)
+        self.assertTrue(ferry.alive(), ferry.log_tail())
+        ferry.stop_cleanly()
 
     def test_iqs_of_every_type_to_contacts(self):
         c = self.owner(self.prosody, 'iqowner')

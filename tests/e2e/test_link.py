@@ -206,11 +206,13 @@ class LinkTest(unittest.TestCase):
 
 class OwnersAcrossARestartTest(ts.SessionCase):
     """Prosody killed under signed-on owners (issue 7): every client is gone with it. At link
-    up Ferry probes each owner; a resource that does not come back is dropped within the
+    up Ferry probes each owner; once Prosody answered (a presence per resource online, or an
+    unavailable from the bare JID), a resource that does not come back is dropped within the
     grace period, and an owner with none left leaves the legacy network; one that comes back
-    keeps the legacy login without a logout/login flap."""
+    keeps the legacy login without a logout/login flap. (Without any answer every resource is
+    kept: tests/unit/test_session.c.)"""
 
-    GRACE = 5  # bridge/session.c LINK_GRACE_MS
+    GRACE = 5  # bridge/session.h SESS_LINK_GRACE_MS
     DEBOUNCE = 1  # bridge/session.c LINGER_MS
 
     def servers(self, reconnect=0.2):

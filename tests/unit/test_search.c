@@ -446,6 +446,14 @@ static void test_lookup_without_directory(void **state)
     request(f, IQ("set", "s3", DOMAIN, Q_SEARCH "<first>A</first><last>B</last></query>"), 1);
     expect_sent(ERROR("s3", DOMAIN, "modify", "not-acceptable",
                       "IRC has no user directory: fill in the nickname to look up"));
+
+    /* A line break would end IRC's WHOIS line and run the rest as a command. */
+    request(f, IQ("set", "s4", DOMAIN, Q_SEARCH "<nick>zed&#13;JOIN #x</nick></query>"), 1);
+    expect_sent(ERROR("s4", DOMAIN, "modify", "bad-request",
+                      "a nickname cannot contain control characters"));
+    request(f, IQ("set", "s5", DOMAIN, Q_SEARCH "<nick>zed&#10;QUIT</nick></query>"), 1);
+    expect_sent(ERROR("s5", DOMAIN, "modify", "bad-request",
+                      "a nickname cannot contain control characters"));
 }
 
 /* A directory: the form is fetched first, the fields mapped onto it, one search at a time. */

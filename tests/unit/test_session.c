@@ -38,6 +38,12 @@ static char *outs[256];
 static size_t nouts;
 static mailbox_t *owner_mailbox; /* from the last LOGIN */
 static int native_stopped;
+static int hold_logout;         /* LOGOUT unanswered: the test posts LOGGED_OUT itself */
+static mailbox_t *held_mailbox; /* ... to this mailbox */
+/* A stanza sent to GATE waits in bridge_send while the gate is closed, holding the session
+ * thread that sends it, until the test lets one through or opens the gate. */
+#define GATE "alice@localhost/gate"
+static int gate_closed, gate_entered, gate_passes;
 
 int np_send(struct np_cmd *cmd)
 {
@@ -49,7 +55,10 @@ int np_send(struct np_cmd *cmd)
     }
     if (cmd->type == NP_CMD_LOGIN)
         owner_mailbox = cmd->u.login.mailbox;
-    if (cmd->type == NP_CMD_LOGOUT && owner_mailbox) {
+    if (cmd->type == NP_CMD_LOGOUT && owner_mailbox && hold_logout) {
+        held_mailbox = owner_mailbox;
+        owner_mailbox = NULL;
+    } else if (cmd->type == NP_CMD_LOGOUT && owner_mailbox) {
         struct np_event *ev = np_event_logged_out(cmd->owner);
         if (mb_send(owner_mailbox, ev) != MB_OK)
             np_event_free(ev);
@@ -80,6 +89,14 @@ int bridge_send(bridge_t *b, xn_t *stanza)
     char *s = xn_serialize(stanza, XN_NS_COMPONENT, 0, NULL);
     xn_unref(stanza);
     pthread_mutex_lock(&rec_lock);
+    if (gate_closed && strstr(s, "to='" GATE "'")) {
+        gate_entered++;
+        pthread_cond_broadcast(&rec_cond);
+        while (gate_closed && gate_passes == 0)
+            pthread_cond_wait(&rec_cond, &rec_lock);
+        if (gate_passes > 0)
+            gate_passes--;
+    }
     if (nouts == FERRY_ARRAY_LEN(outs))
         abort();
     outs[nouts++] = s;
@@ -176,6 +193,32 @@ static void clear_records(void)
     ncmds = nouts = 0;
     owner_mailbox = NULL;
     native_stopped = 0;
+    hold_logout = 0;
+    held_mailbox = NULL;
+    gate_closed = gate_entered = gate_passes = 0;
+    pthread_mutex_unlock(&rec_lock);
+}
+
+/* Waits until n stanzas in all reached the closed gate. */
+static void gate_wait_entered(int n)
+{
+    struct timespec ts;
+    deadline_in(&ts, WAIT_MS);
+    pthread_mutex_lock(&rec_lock);
+    while (gate_entered < n && pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) == 0)
+        ;
+    int entered = gate_entered;
+    pthread_mutex_unlock(&rec_lock);
+    assert_true(entered >= n);
+}
+
+/* Lets one held stanza through (pass), or every one from now on (open). */
+static void gate_set(int closed, int passes)
+{
+    pthread_mutex_lock(&rec_lock);
+    gate_closed = closed;
+    gate_passes += passes;
+    pthread_cond_broadcast(&rec_cond);
     pthread_mutex_unlock(&rec_lock);
 }
 
@@ -823,8 +866,9 @@ static void expect_status(enum np_state state, int ms)
 }
 
 /* issue 7: the component link came back (after a server restart that took every client):
- * resources not confirmed by a presence within the grace period are dropped, the legacy
- * status follows those left, and with none left the owner logs out. */
+ * once the owner's server answered the probe, resources it did not confirm within the grace
+ * period are dropped and the legacy status follows those left; an 'unsubscribed' answer tells
+ * nothing of the resources. */
 static void test_link_up_drops_resources_that_are_not_back(void **state)
 {
     struct fixture *f = *state;
@@ -843,14 +887,41 @@ static void test_link_up_drops_resources_that_are_not_back(void **state)
     assert_int_equal(wait_log("alice@localhost/phone offline: no presence since the link", 1, 0),
                      1);
     assert_null(take_cmd(NP_CMD_LOGOUT, 0));
-    /* Again, and nobody answers (no presence rights, say): the owner logs out. */
+    /* Again, and the server answers 'unsubscribed' (the transport may not see the owner's
+     * presence, as Prosody says to a probe without a subscription): the desk stays. */
     sessions_probe_all(f->b.sessions);
     expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='probe'/>");
-    struct np_cmd *c = take_cmd(NP_CMD_LOGOUT, SESS_LINK_GRACE_MS + 1000 + WAIT_MS);
-    assert_non_null(c);
-    np_cmd_free(c);
-    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='unavailable'/>");
-    assert_int_equal(wait_log("[session] " OWNER ": session ended", 1, WAIT_MS), 1);
+    sessions_presence(f->b.sessions, presence(OWNER, DOMAIN, "unsubscribed"));
+    assert_int_equal(
+        wait_log("since the link came back: 1 resource(s) kept", 1, SESS_LINK_GRACE_MS + WAIT_MS),
+        1);
+    assert_null(take_cmd(NP_CMD_LOGOUT, 1500));
+    assert_null(take_cmd(NP_CMD_SET_STATUS, 0));
+    assert_int_equal(wait_log("resource " FULL " offline", 1, 0), 0);
+}
+
+/* issue 7: no answer at all to the probe at link-up (the owner's server is remote and slower
+ * than the grace period, or tells the transport nothing): every resource is kept, and so is
+ * the legacy login, instead of a logout now and a login when the answer comes. */
+static void test_link_up_without_an_answer_keeps_every_resource(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    expect_status(NP_STATE_AVAILABLE, WAIT_MS);
+    sessions_presence(f->b.sessions, available("alice@localhost/phone", "xa", "5"));
+    expect_status(NP_STATE_XA, WAIT_MS);
+    sessions_probe_all(f->b.sessions);
+    expect_out("<presence from='" DOMAIN "' to='" OWNER "' type='probe'/>");
+    assert_int_equal(
+        wait_log("since the link came back: 2 resource(s) kept", 1, SESS_LINK_GRACE_MS + WAIT_MS),
+        1);
+    assert_null(take_cmd(NP_CMD_LOGOUT, 1500));
+    assert_null(take_cmd(NP_CMD_SET_STATUS, 0));
+    assert_int_equal(wait_log(" offline", 1, 0), 0);
+    /* Both still count: the phone leaving gives the desk's status, not a logout. */
+    sessions_presence(f->b.sessions, presence("alice@localhost/phone", DOMAIN, "unavailable"));
+    expect_status(NP_STATE_AVAILABLE, WAIT_MS);
+    assert_null(take_cmd(NP_CMD_LOGOUT, 1500));
 }
 
 /* issue 7: an unavailable from the bare JID (the server's answer to a probe when no resource
@@ -874,6 +945,95 @@ static void test_unavailable_from_the_bare_jid_clears_every_resource(void **stat
     np_cmd_free(c);
     assert_int_equal(wait_log("[session] " OWNER ": session ended", 1, WAIT_MS), 1);
     assert_int_equal(wait_log("logging in", 2, 0), 1);
+}
+
+/* issue 7: a delivery error without an id (IRC's "no such nick") answers a line already
+ * written: a message whose IM_SENT came, else the oldest one unanswered to that contact (the
+ * only one that can have a line out), never a newer one native may still deliver. */
+static void test_error_without_an_id_bounces_a_message_written(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    sessions_to_contact(f->b.sessions, message("nobody@" DOMAIN, "m1", "first"));
+    sessions_to_contact(f->b.sessions, message("nobody@" DOMAIN, "m2", "second"));
+    struct np_cmd *c1 = take_cmd(NP_CMD_SEND_IM, WAIT_MS);
+    struct np_cmd *c2 = take_cmd(NP_CMD_SEND_IM, WAIT_MS);
+    assert_non_null(c1);
+    assert_non_null(c2);
+    assert_string_equal(c1->u.im.text, "first");
+    uint64_t id1 = c1->u.im.id, id2 = c2->u.im.id;
+    np_cmd_free(c1);
+    np_cmd_free(c2);
+    /* m1 partly written, m2 still in the pacer: the error is m1's. */
+    post_event(np_event_im_send_failed(OWNER, "nobody", "No such nick/channel"));
+    char *err = take_out("type='error' id='m1'", WAIT_MS);
+    assert_non_null(err);
+    free(err);
+    /* m2 is written later and delivered; m1's own answer finds nothing left to answer. */
+    post_event(np_event_im_sent(OWNER, "nobody", id2));
+    post_event(np_event_im_sent(OWNER, "nobody", id1));
+    sync_session();
+    assert_null(take_out("type='error'", 0));
+    /* Written whole beats unanswered: with m2 on the ring and m3 unanswered, m2 it is. */
+    sessions_to_contact(f->b.sessions, message("nobody@" DOMAIN, "m3", "third"));
+    struct np_cmd *c3 = take_cmd(NP_CMD_SEND_IM, WAIT_MS);
+    assert_non_null(c3);
+    np_cmd_free(c3);
+    post_event(np_event_im_send_failed(OWNER, "nobody", "No such nick/channel"));
+    err = take_out("type='error' id='m2'", WAIT_MS);
+    assert_non_null(err);
+    free(err);
+    sync_session();
+    assert_null(take_out("type='error'", 0));
+}
+
+/* issue 7: an ending session hands the owner's stanzas it still holds (mailbox, then the
+ * presences kept aside) back to the table before it waits for native's LOGGED_OUT: a newer
+ * presence meanwhile starts a new session, which must not get an older one after it (here a
+ * spilled 'unavailable' of the phone, after the phone came back). */
+static void test_ending_session_hands_back_what_it_holds_first(void **state)
+{
+    struct fixture *f = *state;
+    sign_on(f);
+    pthread_mutex_lock(&rec_lock);
+    hold_logout = 1;
+    pthread_mutex_unlock(&rec_lock);
+    /* The session thread is held answering a probe, while its mailbox fills: the desk
+     * leaves, a second probe to hold it, presences that change nothing, and more than fit:
+     * those and the phone's unavailable are kept aside. */
+    gate_set(1, 0);
+    sessions_to_contact(f->b.sessions, presence(GATE, "bob@" DOMAIN, "probe"));
+    gate_wait_entered(1);
+    sessions_presence(f->b.sessions, presence(FULL, DOMAIN, "unavailable"));
+    sessions_to_contact(f->b.sessions, presence(GATE, "bob@" DOMAIN, "probe"));
+    for (int i = 0; i < SESSION_MAILBOX_CAPACITY + 8; i++)
+        sessions_presence(f->b.sessions, presence(FULL, DOMAIN, "subscribed"));
+    sessions_presence(f->b.sessions, presence("alice@localhost/phone", DOMAIN, "unavailable"));
+    /* The desk's unavailable is read (the logout waits LINGER_MS, 1 s), the second probe is
+     * held past it: the session ends with presences still unread and kept aside. */
+    gate_set(1, 1);
+    gate_wait_entered(2);
+    usleep(1300 * 1000);
+    gate_set(0, 0);
+    struct np_cmd *c = take_cmd(NP_CMD_LOGOUT, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    assert_int_equal(wait_log("presence(s) kept aside handed back", 1, WAIT_MS), 1);
+    /* The phone comes back: a new session, while the old one still waits for LOGGED_OUT. */
+    sessions_presence(f->b.sessions, presence("alice@localhost/phone", DOMAIN, NULL));
+    c = take_cmd(NP_CMD_LOGIN, WAIT_MS);
+    assert_non_null(c);
+    np_cmd_free(c);
+    pthread_mutex_lock(&rec_lock);
+    mailbox_t *old = held_mailbox;
+    hold_logout = 0;
+    pthread_mutex_unlock(&rec_lock);
+    assert_non_null(old);
+    assert_int_equal(mb_send(old, np_event_logged_out(OWNER)), MB_OK);
+    assert_int_equal(wait_log("[session] " OWNER ": session ended", 1, WAIT_MS), 1);
+    /* The new session keeps the phone: no logout after LINGER_MS. */
+    assert_null(take_cmd(NP_CMD_LOGOUT, 2000));
+    assert_int_equal(wait_log("resource alice@localhost/phone offline", 1, 0), 0);
 }
 
 int main(void)
@@ -905,6 +1065,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unavailable_from_the_bare_jid_clears_every_resource,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_up_without_an_answer_keeps_every_resource, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_error_without_an_id_bounces_a_message_written, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ending_session_hands_back_what_it_holds_first, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

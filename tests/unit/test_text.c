@@ -325,6 +325,31 @@ static void test_wrap_examples(void **state)
     free(w);
 }
 
+/* issue 7: a CR the owner sent (&#13;) must never reach an IRC server inside a line. */
+static void test_line_breaks(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"", ""},
+        {"plain", "plain"},
+        {"a\nb", "a\nb"},
+        {"one\rJOIN #x\r\ntwo", "one\nJOIN #x\ntwo"},
+        {"\r", "\n"},
+        {"\r\n", "\n"},
+        {"\n\r", "\n\n"},
+        {"a\r\r\nb\r", "a\n\nb\n"},
+        {"tab\tstays \xc3\xa9\r", "tab\tstays \xc3\xa9\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = text_line_breaks(cases[i].in);
+        if (strcmp(got, cases[i].out) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, got, cases[i].out);
+        assert_null(strchr(got, '\r'));
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_split_examples),
         cmocka_unit_test(test_split_any_text_fits_and_joins),
         cmocka_unit_test(test_wrap_examples),
+        cmocka_unit_test(test_line_breaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
