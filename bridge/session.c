@@ -1267,6 +1267,18 @@ static void on_mail(struct session *s, void *mail)
         on_link_up(s);
 }
 
+/* Empties the spilled list; the caller owns what it held (*n presences). */
+static xn_t **spilled_take(struct session *s, size_t *n)
+{
+    pthread_mutex_lock(&s->spill_lock);
+    xn_t **spilled = s->spilled;
+    *n = s->nspilled;
+    s->spilled = NULL;
+    s->nspilled = 0;
+    pthread_mutex_unlock(&s->spill_lock);
+    return spilled;
+}
+
 /* The spilled presences are newer than every owner presence posted to the mailbox before them
  * (none is posted while any is spilled): they are taken in only once all of those are read,
  * so that an older presence never overrides the last one. Until then the bit stays set; the
@@ -1277,12 +1289,8 @@ static void take_spilled(struct session *s)
         atomic_fetch_or(&s->requests, SESS_REQ_SPILLED);
         return;
     }
-    pthread_mutex_lock(&s->spill_lock);
-    xn_t **spilled = s->spilled;
-    size_t n = s->nspilled;
-    s->spilled = NULL;
-    s->nspilled = 0;
-    pthread_mutex_unlock(&s->spill_lock);
+    size_t n;
+    xn_t **spilled = spilled_take(s, &n);
     if (n == 0)
         return; /* taken with an earlier batch */
     log_info(TAG, "%s: %zu presence(s) kept aside while the mailbox was full taken in", s->owner,
@@ -1343,12 +1351,8 @@ static void drain(struct session *s, int wait)
  * after the mailbox (it is newer). */
 static void redispatch_spilled(struct session *s)
 {
-    pthread_mutex_lock(&s->spill_lock);
-    xn_t **spilled = s->spilled;
-    size_t n = s->nspilled;
-    s->spilled = NULL;
-    s->nspilled = 0;
-    pthread_mutex_unlock(&s->spill_lock);
+    size_t n;
+    xn_t **spilled = spilled_take(s, &n);
     if (n)
         log_info(TAG, "%s: %zu presence(s) kept aside handed back: the session ends", s->owner, n);
     for (size_t i = 0; i < n; i++)
